@@ -1,0 +1,222 @@
+"""The operator interface: a small subclass overrides one method, the base owns the rest.
+
+An operator is a typed, documented unit: a `name`, a `version`, typed `params`, the columns it
+reads and writes, and what kind of work it does. The kind decides how executors and the
+optimizer may treat it:
+
+* `Source`      — no inputs; reads files. Keyed by file *content*, not by path.
+* `Filter`      — row-wise predicate as a polars expression; pure, fusable, reorderable.
+* `Map`         — row-wise column rewrite as polars expressions; pure, fusable.
+* `RowPython`   — row-wise work that truly needs Python per row (model calls); row-memoized
+                  when `expensive`.
+* `DatasetOp`   — needs the whole dataset (dedup, sampling, diversity): a barrier.
+* `Combinator`  — several dataset inputs (concat, mix).
+
+Operators never know where they run: executors hand them polars DataFrames and a
+`RunContext`, and they return a DataFrame. Heavy libraries are imported inside methods so that
+the registry (and `dcc --help`) stays cheap.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from dcc.errors import ParamError
+from dcc.ops.params import REQUIRED, P, check_value, coerce
+from dcc.schema import Schema
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+@dataclass
+class RunContext:
+    """What an executor gives an operator besides its inputs."""
+
+    node: str
+    seed: int = 0
+    stats: dict[str, Any] = field(default_factory=dict)
+    model_calls: int = 0
+    memo: Any = None  # dcc.cache.rowmemo.RowMemo for expensive row-wise operators
+    options: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[int, int | None], None] = lambda done, total: None
+
+
+class Op:
+    """Base class of every operator. Subclasses set the class attributes and one method."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    params: ClassVar[tuple[P, ...]] = ()
+    kind: ClassVar[str] = "dataset"
+    # Number of dataset inputs: 0 for sources, 1 for most, None for "one or more".
+    n_inputs: ClassVar[int | None] = 1
+    rowwise: ClassVar[bool] = False
+    stochastic: ClassVar[bool] = False
+    expensive: ClassVar[bool] = False
+    # Relative cost of one row, for the optimizer (a regex is ~1, a model call ~1000).
+    cost: ClassVar[float] = 1.0
+    # Python modules this operator needs beyond the core, with the pip extra that brings them.
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def __init__(self, **values: Any) -> None:
+        self.p: dict[str, Any] = self.bind(values)
+        problems = self.validate()
+        if problems:
+            raise ParamError(f"{self.name}: {problems[0][1]}")
+
+    # -- signature -------------------------------------------------------------------------
+    @classmethod
+    def spec(cls, name: str) -> P | None:
+        return next((p for p in cls.params if p.name == name), None)
+
+    @classmethod
+    def bind(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Check values against the specs and fill defaults; raise ParamError on misuse."""
+        out: dict[str, Any] = {}
+        for name in values:
+            if cls.spec(name) is None:
+                raise ParamError(f"{cls.name} has no parameter '{name}'")
+        for spec in cls.params:
+            if spec.name in values:
+                msg = check_value(spec, values[spec.name])
+                if msg:
+                    raise ParamError(f"{cls.name}: {msg}")
+                out[spec.name] = coerce(spec, values[spec.name])
+            elif spec.required:
+                raise ParamError(f"{cls.name}: missing required parameter '{spec.name}'")
+            else:
+                out[spec.name] = spec.default
+        return out
+
+    def validate(self) -> list[tuple[str | None, str]]:
+        """Cross-parameter checks: (parameter or None, message) pairs. Override to add."""
+        return []
+
+    @classmethod
+    def doc(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def family(cls) -> str:
+        return cls.name.split(".")[0] if "." in cls.name else "combine"
+
+    @classmethod
+    def code_source(cls) -> str:
+        """The source of this class and its dcc bases: part of every node key."""
+        parts = []
+        for klass in cls.__mro__:
+            if klass is object or not klass.__module__.startswith(("dcc", cls.__module__)):
+                continue
+            try:
+                parts.append(inspect.getsource(klass))
+            except (OSError, TypeError):
+                parts.append(f"{klass.__module__}.{klass.__qualname__}")
+        return "\n".join(parts)
+
+    # -- columns ---------------------------------------------------------------------------
+    def reads(self) -> list[str]:
+        """Columns this operator reads; by default the values of its column parameters."""
+        cols: list[str] = []
+        for spec in self.params:
+            if spec.column and self.p.get(spec.name) is not None:
+                v = self.p[spec.name]
+                cols.extend(v if isinstance(v, list) else [v])
+        return cols
+
+    def writes(self) -> list[str]:
+        return []
+
+    def output_schema(self, inputs: list[Schema]) -> Schema:
+        base = inputs[0] if inputs else Schema.unknown()
+        return base.with_columns(**{c: "any" for c in self.writes()})
+
+    def key_params(self) -> dict[str, Any]:
+        """Parameters that go into the node key: all but file paths (keyed by content)."""
+        return {k: v for k, v in self.p.items() if not (self.spec(k) and self.spec(k).path)}
+
+    # -- execution -------------------------------------------------------------------------
+    def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
+        raise NotImplementedError(f"{type(self).__name__} must implement run()")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.p.items())
+        return f"{self.name}({args})"
+
+
+class Source(Op):
+    """Reads a dataset from files; keyed by the content of `files()`."""
+
+    kind = "source"
+    n_inputs = 0
+
+    def files(self) -> list[str]:
+        return [self.p["path"]]
+
+    def infer_schema(self) -> Schema:
+        return Schema.unknown()
+
+    def load(self, ctx: RunContext) -> pl.DataFrame:
+        raise NotImplementedError
+
+    def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
+        return self.load(ctx)
+
+    def output_schema(self, inputs: list[Schema]) -> Schema:
+        return self.infer_schema()
+
+
+class Filter(Op):
+    """A pure row predicate. Rows where it is false or null are dropped."""
+
+    kind = "filter"
+    rowwise = True
+
+    def predicate(self) -> pl.Expr:
+        raise NotImplementedError
+
+    def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
+        return inputs[0].filter(self.predicate())
+
+
+class Map(Op):
+    """A pure row-wise rewrite of columns, as polars expressions aliased to column names."""
+
+    kind = "map"
+    rowwise = True
+
+    def exprs(self) -> list[pl.Expr]:
+        raise NotImplementedError
+
+    def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
+        return inputs[0].with_columns(self.exprs())
+
+
+class RowPython(Op):
+    """Row-wise work that needs Python per row (model calls). `process` maps a batch of rows
+    to a batch of results of the same length; the engine memoizes rows when `expensive`."""
+
+    kind = "rowpython"
+    rowwise = True
+
+    def process(self, rows: list[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class DatasetOp(Op):
+    """Needs the whole dataset (dedup, sampling): nothing is reordered across it."""
+
+    kind = "dataset"
+
+
+class Combinator(Op):
+    """Takes one or more datasets positionally."""
+
+    kind = "combinator"
+    n_inputs = None
+
+
+__all__ = ["Op", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
+           "RunContext", "P", "REQUIRED"]
