@@ -43,7 +43,7 @@ from dcc.cache.gc import select_victims
 from dcc.cache.hashing import hash_file
 from dcc.errors import CacheError
 
-_KEY, _STAT, _BUILD = "key:", "stat:", "build:"
+_KEY, _STAT, _BUILD, _EXPORT = "key:", "stat:", "build:", "export:"
 
 
 class DiskStore:
@@ -63,6 +63,7 @@ class DiskStore:
                 "pass --cache-dir or set DCC_CACHE_DIR to a writable folder"
             ) from e
         self._stat_cache = IndexMap(self._index, _STAT)
+        self._export_state = IndexMap(self._index, _EXPORT)
         self._rowmemo: diskcache.Cache | None = None
 
     def close(self) -> None:
@@ -170,6 +171,12 @@ class DiskStore:
     @property
     def stat_cache(self) -> IndexMap:
         return self._stat_cache
+
+    @property
+    def export_state(self) -> IndexMap:
+        """Export path -> (artifact content, file content) of what the last build wrote
+        there, so an unchanged export is not rewritten."""
+        return self._export_state
 
     def rowmemo_cache(self) -> diskcache.Cache:
         """The diskcache behind RowMemo (root/rowmemo), opened on first use."""

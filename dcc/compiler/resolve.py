@@ -1,0 +1,507 @@
+"""Names, params, imports and arguments: checked AST -> IR graph, with every error collected.
+
+Resolution and lowering are one walk: resolving a binding's expression *is* building its
+nodes, so each node is created exactly where its source span is known. Pipelines are inlined
+at each use, bindings are lowered once (memoized) and imports become namespaces whose
+bindings and params are reached as `alias.name`.
+
+This module is longer than the house norm because the scoping rules (params, bindings,
+pipeline arguments, imports) only make sense read together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dcc import ops as registry
+from dcc.compiler import ast as A
+from dcc.compiler.diagnostics import Diagnostic, did_you_mean, error, warning
+from dcc.compiler.ir import Export, Node
+from dcc.errors import ParamError
+from dcc.ops.base import Op
+from dcc.ops.params import check_value, coerce, type_name
+from dcc.spans import Span
+
+
+class _Failed(Exception):
+    """Raised inside the walk after a diagnostic was recorded; caught per statement."""
+
+
+@dataclass
+class Module:
+    path: str
+    alias: str  # "" for the main recipe
+    recipe: A.Recipe
+    params: dict[str, tuple[Any, A.ParamDecl]] = field(default_factory=dict)
+    bindings: dict[str, A.Binding] = field(default_factory=dict)
+    pipelines: dict[str, A.PipelineDecl] = field(default_factory=dict)
+    imports: dict[str, Module] = field(default_factory=dict)
+
+    @property
+    def dir(self) -> str:
+        return os.path.dirname(os.path.abspath(self.path))
+
+    def qualify(self, name: str) -> str:
+        return f"{self.alias}.{name}" if self.alias else name
+
+
+@dataclass
+class Scope:
+    module: Module
+    args: dict[str, Any] = field(default_factory=dict)  # pipeline arguments (values)
+
+
+class Resolver:
+    def __init__(self, out_dir: str | None = None, allow_outside: bool = False) -> None:
+        import networkx as nx
+
+        self.graph = nx.DiGraph()
+        self.diags: list[Diagnostic] = []
+        self.bound: dict[tuple[str, str], str] = {}  # (module path, binding) -> node id
+        self.resolving: list[tuple[str, str]] = []
+        self.expanding: list[str] = []
+        self.bindings: dict[str, str] = {}
+        self.exports: list[Export] = []
+        self.out_dir = out_dir
+        self.allow_outside = allow_outside
+        self._counter = 0
+        self._namer: list[tuple[str, int]] = []  # stack of (binding display name, next index)
+
+    # -- diagnostics -------------------------------------------------------------------------
+    def fail(self, span: Span | None, message: str, help: str | None = None) -> _Failed:
+        self.diags.append(error(span, message, help))
+        return _Failed()
+
+    # -- entry -------------------------------------------------------------------------------
+    def resolve(self, main: Module) -> None:
+        for name, b in main.bindings.items():
+            self._try(lambda b=b: self.binding_node(main, b.name, b.name_span))
+        for stmt in main.recipe.stmts:
+            if isinstance(stmt, A.ExportStmt):
+                self._try(lambda s=stmt: self.export(main, s))
+        self._warn_unused(main)
+
+    def _try(self, fn) -> Any:  # noqa: ANN001
+        try:
+            return fn()
+        except _Failed:
+            return None
+
+    def export(self, mod: Module, stmt: A.ExportStmt) -> None:
+        self._namer.append((f"export#{len(self.exports) + 1}", 1))
+        try:
+            node_id = self.dataset(stmt.value, Scope(mod))
+        finally:
+            self._namer.pop()
+        target = self._export_path(mod, stmt.path)
+        self.exports.append(Export(node_id, target, stmt.path.value, stmt.span))
+
+    def _export_path(self, mod: Module, path: A.Str) -> str:
+        base = self.out_dir or mod.dir
+        target = os.path.normpath(os.path.join(base, path.value))
+        root = os.path.normpath(base)
+        if not self.allow_outside and os.path.commonpath([root, target]) != root:
+            raise self.fail(path.span, f"export path '{path.value}' is outside the recipe's folder",
+                            "exports stay inside the recipe's folder (or --out-dir); "
+                            "pass --allow-write-outside to write elsewhere")
+        if any(os.path.normpath(e.path) == target for e in self.exports):
+            raise self.fail(path.span, f"'{path.value}' is exported twice")
+        return target
+
+    def _warn_unused(self, main: Module) -> None:
+        import networkx as nx
+
+        used: set[str] = set()
+        for e in self.exports:
+            used |= {e.node} | nx.ancestors(self.graph, e.node)
+        for name, b in main.bindings.items():
+            node = self.bound.get((main.path, name))
+            if node is not None and node not in used:
+                self.diags.append(warning(b.name_span, f"binding '{name}' feeds no export",
+                                          "it is not built unless named with --target"))
+
+    # -- bindings ----------------------------------------------------------------------------
+    def binding_node(self, mod: Module, name: str, span: Span) -> str:
+        key = (mod.path, name)
+        if key in self.bound:
+            return self.bound[key]
+        if key in self.resolving:
+            i = self.resolving.index(key)
+            cycle = " -> ".join(n for _, n in self.resolving[i:]) + f" -> {name}"
+            raise self.fail(span, f"cycle between bindings: {cycle}",
+                            "a binding cannot depend on itself")
+        b = mod.bindings[name]
+        self.resolving.append(key)
+        display = mod.qualify(name)
+        self._namer.append((display, 1))
+        try:
+            node_id = self.dataset(b.value, Scope(mod))
+        finally:
+            self._namer.pop()
+            self.resolving.pop()
+        node = self.graph.nodes[node_id]["node"]
+        if self._fresh(node):  # the binding's last stage is named after the binding
+            node.names = [display]
+        else:  # an alias of a node another binding already named: one more name
+            node.names.append(display)
+        self.bound[key] = node_id
+        self.bindings[display] = node_id
+        return node_id
+
+    def _fresh(self, node: Node) -> bool:
+        """A node still carrying only its stage name takes the binding's name first."""
+        return all("@" in n or n.startswith("export#") for n in node.names)
+
+    # -- dataset expressions -----------------------------------------------------------------
+    def dataset(self, expr: A.Expr, scope: Scope, upstream: str | None = None) -> str:
+        if isinstance(expr, A.Pipe):
+            cur = self.dataset(expr.stages[0], scope, upstream)
+            for stage in expr.stages[1:]:
+                cur = self.dataset(stage, scope, cur)
+            return cur
+        if isinstance(expr, A.Ref):
+            return self._ref_dataset(expr, scope, upstream)
+        if isinstance(expr, A.Call):
+            return self._call(expr, scope, upstream)
+        if isinstance(expr, A.Evolve):
+            raise self.fail(expr.span, "evolve blocks are not supported by this version of dcc",
+                            "the evolve loop arrives with the synthesize/distill operators")
+        raise self.fail(getattr(expr, "span", None),
+                        f"expected a dataset, got a {_kind(expr)}",
+                        "a dataset is a binding, a load.* source, a combinator or a pipe")
+
+    def _ref_dataset(self, ref: A.Ref, scope: Scope, upstream: str | None) -> str:
+        mod, name = self._split(ref.name, scope.module, ref.span)
+        if upstream is None:
+            if name in mod.bindings:
+                return self.binding_node(mod, name, ref.span)
+        if name in mod.pipelines:
+            call = A.Call(ref.name, ref.span, (), ref.span)
+            return self._pipeline(mod, mod.pipelines[name], call, scope, upstream)
+        if upstream is not None and name in mod.bindings:
+            raise self.fail(ref.span, f"'{ref.name}' is a dataset, not an operator",
+                            "only operators and pipelines can follow '|'")
+        if name in mod.params or name in scope.args:
+            raise self.fail(ref.span, f"'{ref.name}' is a param, not a dataset")
+        raise self._unknown_name(ref.name, ref.span, scope)
+
+    def _split(self, name: str, mod: Module, span: Span) -> tuple[Module, str]:
+        """Resolve `alias.name` to (imported module, name); plain names stay in `mod`."""
+        if "." in name:
+            alias, rest = name.split(".", 1)
+            if alias in mod.imports:
+                return mod.imports[alias], rest
+        return mod, name
+
+    def _unknown_name(self, name: str, span: Span, scope: Scope) -> _Failed:
+        mod = scope.module
+        cands = [*mod.bindings, *mod.params, *mod.pipelines, *scope.args]
+        for alias, sub in mod.imports.items():
+            cands += [f"{alias}.{n}" for n in [*sub.bindings, *sub.params, *sub.pipelines]]
+        return self.fail(span, f"unknown name '{name}'", did_you_mean(name, cands))
+
+    # -- calls -------------------------------------------------------------------------------
+    def _call(self, call: A.Call, scope: Scope, upstream: str | None) -> str:
+        mod, name = self._split(call.name, scope.module, call.name_span)
+        if name in mod.pipelines and (mod is not scope.module or "." not in call.name):
+            return self._pipeline(mod, mod.pipelines[name], call, scope, upstream)
+        cls = registry.get(call.name)
+        if cls is None:
+            raise self._unknown_op(call, scope)
+        return self._op_node(cls, call, scope, upstream)
+
+    def _unknown_op(self, call: A.Call, scope: Scope) -> _Failed:
+        mod = scope.module
+        cands = [*registry.names(), *mod.pipelines]
+        for alias, sub in mod.imports.items():
+            cands += [f"{alias}.{p}" for p in sub.pipelines]
+        kind = "operator" if "." in call.name else "operator or pipeline"
+        return self.fail(call.name_span, f"unknown {kind} '{call.name}'",
+                         did_you_mean(call.name, cands) or "run `dcc ops` to list operators")
+
+    def _op_node(self, cls: type[Op], call: A.Call, scope: Scope, upstream: str | None) -> str:
+        inputs: list[str] = []
+        values: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        errors_before = len(self.diags)
+        if cls.n_inputs == 0 and upstream is not None:
+            raise self.fail(call.name_span, f"{cls.name} is a source and cannot follow '|'",
+                            "start a chain with it instead")
+        if upstream is not None:
+            inputs.append(upstream)
+        for arg in call.args:
+            self._try(lambda a=arg: self._bind_arg(cls, a, scope, values, spans, inputs,
+                                                   upstream))
+        self._check_arity(cls, call, inputs, upstream)
+        for spec in cls.params:
+            if spec.required and spec.name not in values:
+                self.fail(call.name_span, f"{cls.name} is missing argument '{spec.name}'",
+                          f"'{spec.name}': {spec.doc}" if spec.doc else None)
+        if len(self.diags) > errors_before:
+            raise _Failed()
+        try:
+            op = cls(**values)
+        except ParamError as e:
+            raise self.fail(call.name_span, str(e)) from None
+        for pname, msg in op.validate():
+            raise self.fail(spans.get(pname, call.name_span), f"{cls.name}: {msg}")
+        return self._add_node(op, inputs, call, spans)
+
+    def _bind_arg(self, cls: type[Op], arg: A.Arg, scope: Scope, values: dict, spans: dict,
+                  inputs: list[str], upstream: str | None) -> None:
+        if arg.name is None:
+            positional = next((p for p in cls.params if p.positional), None)
+            if cls.n_inputs is None:
+                self._namer.append((self._namer[-1][0] if self._namer else "", 0))
+                try:
+                    inputs.append(self.dataset(arg.value, scope))
+                finally:
+                    self._namer.pop()
+                return
+            if positional is not None and positional.name not in values:
+                self._set_value(cls, positional.name, arg, scope, values, spans)
+                return
+            names = ", ".join(p.name for p in cls.params) or "none"
+            raise self.fail(arg.span, f"{cls.name} takes named arguments only",
+                            f"write NAME=value; its parameters: {names}")
+        if cls.spec(arg.name) is None:
+            raise self.fail(arg.span, f"{cls.name} has no parameter '{arg.name}'",
+                            did_you_mean(arg.name, [p.name for p in cls.params])
+                            or f"its parameters: {', '.join(p.name for p in cls.params)}")
+        if arg.name in values:
+            raise self.fail(arg.span, f"argument '{arg.name}' given twice")
+        self._set_value(cls, arg.name, arg, scope, values, spans)
+
+    def _set_value(self, cls: type[Op], pname: str, arg: A.Arg, scope: Scope,
+                   values: dict, spans: dict) -> None:
+        spec = cls.spec(pname)
+        assert spec is not None
+        value = self.value(arg.value, scope)
+        msg = check_value(spec, value)
+        if msg:
+            raise self.fail(_value_span(arg), f"{cls.name}: {msg}")
+        if spec.path and isinstance(value, str):
+            value = os.path.normpath(os.path.join(scope.module.dir, value))
+        values[pname] = coerce(spec, value)
+        spans[pname] = _value_span(arg)
+
+    def _check_arity(self, cls: type[Op], call: A.Call, inputs: list[str],
+                     upstream: str | None) -> None:
+        if cls.n_inputs == 1 and not inputs:
+            raise self.fail(call.name_span, f"{cls.name} needs an input dataset",
+                            f"pipe one into it: `data | {cls.name}(...)`")
+        if cls.n_inputs is None:
+            if upstream is not None:
+                raise self.fail(call.name_span, f"{cls.name} takes its datasets as arguments",
+                                f"write {cls.name}(a, b), not a | {cls.name}(b)")
+            if not inputs:
+                raise self.fail(call.name_span, f"{cls.name} needs at least one dataset")
+
+    def _add_node(self, op: Op, inputs: list[str], call: A.Call, spans: dict[str, Span]) -> str:
+        self._counter += 1
+        node_id = f"n{self._counter}"
+        name = self._stage_name()
+        node = Node(node_id, op, inputs, call.name_span, [name] if name else [], spans)
+        self.graph.add_node(node_id, node=node)
+        for src in inputs:
+            self.graph.add_edge(src, node_id)
+        return node_id
+
+    def _stage_name(self) -> str:
+        if not self._namer:
+            return ""
+        base, i = self._namer[-1]
+        self._namer[-1] = (base, i + 1)
+        return f"{base}@{i}"
+
+    # -- pipelines ---------------------------------------------------------------------------
+    def _pipeline(self, mod: Module, decl: A.PipelineDecl, call: A.Call, scope: Scope,
+                  upstream: str | None) -> str:
+        if upstream is None:
+            raise self.fail(call.name_span, f"pipeline '{call.name}' needs an input dataset",
+                            f"pipe one into it: `data | {call.name}(...)`")
+        qual = f"{mod.path}:{decl.name}"
+        if qual in self.expanding:
+            raise self.fail(call.name_span, f"pipeline '{decl.name}' calls itself",
+                            "pipelines cannot be recursive")
+        declared = [p for p, _ in decl.params]
+        args: dict[str, Any] = {}
+        for arg in call.args:
+            if arg.name is None:
+                raise self.fail(arg.span, f"pipeline '{call.name}' takes named arguments only",
+                                f"its parameters: {', '.join(declared) or 'none'}")
+            if arg.name not in declared:
+                raise self.fail(arg.span, f"pipeline '{call.name}' has no parameter "
+                                f"'{arg.name}'", did_you_mean(arg.name, declared))
+            args[arg.name] = self.value(arg.value, scope)
+        missing = [p for p in declared if p not in args]
+        if missing:
+            raise self.fail(call.name_span, f"pipeline '{call.name}' is missing argument "
+                            f"'{missing[0]}'")
+        self.expanding.append(qual)
+        try:
+            return self.dataset(decl.body, Scope(mod, args), upstream)
+        finally:
+            self.expanding.pop()
+
+    # -- values ------------------------------------------------------------------------------
+    def value(self, expr: A.Expr, scope: Scope) -> Any:
+        if isinstance(expr, (A.Str, A.Num, A.Bool, A.Null)):
+            return expr.value
+        if isinstance(expr, A.ListLit):
+            return [self.value(e, scope) for e in expr.items]
+        if isinstance(expr, A.DictLit):
+            return {k: self.value(v, scope) for k, v in expr.items}
+        if isinstance(expr, A.Ref):
+            if expr.name in scope.args:
+                return scope.args[expr.name]
+            mod, name = self._split(expr.name, scope.module, expr.span)
+            if name in mod.params:
+                return mod.params[name][0]
+            if name in mod.bindings:
+                raise self.fail(expr.span, f"'{expr.name}' is a dataset; this argument needs "
+                                "a value")
+            raise self._unknown_name(expr.name, expr.span, scope)
+        raise self.fail(getattr(expr, "span", None),
+                        f"expected a value, got a {_kind(expr)}",
+                        "arguments are literals or params")
+
+
+def _value_span(arg: A.Arg) -> Span:
+    return getattr(arg.value, "span", arg.span)
+
+
+def _kind(expr: A.Expr) -> str:
+    return {A.Str: "string", A.Num: "number", A.Bool: "bool", A.Null: "null",
+            A.ListLit: "list", A.DictLit: "dict", A.Ref: "name", A.Call: "call",
+            A.Evolve: "evolve block", A.Pipe: "pipe"}.get(type(expr), "expression")
+
+
+# -- loading modules and params -------------------------------------------------------------
+def load_module(path: str, alias: str, diags: list[Diagnostic], stack: list[str],
+                span: Span | None = None) -> Module | None:
+    """Parse a recipe file and, recursively, the recipes it imports."""
+    from dcc.compiler.parser import parse
+
+    apath = os.path.abspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        diags.append(error(span, f"no such recipe file: {path}"))
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        diags.append(error(span, f"cannot read recipe {path}: {e}"))
+        return None
+    recipe, parse_diags = parse(text, path)
+    diags.extend(parse_diags)
+    mod = Module(path, alias, recipe)
+    _declare(mod, diags)
+    for stmt in recipe.stmts:
+        if isinstance(stmt, A.UseDecl):
+            _import(mod, stmt, diags, stack + [apath])
+    return mod
+
+
+def _import(mod: Module, stmt: A.UseDecl, diags: list[Diagnostic], stack: list[str]) -> None:
+    target = os.path.join(mod.dir, stmt.path.value)
+    if os.path.abspath(target) in stack:
+        chain = " -> ".join(os.path.basename(p) for p in stack + [os.path.abspath(target)])
+        diags.append(error(stmt.path.span, f"import cycle: {chain}"))
+        return
+    if stmt.alias in mod.imports or stmt.alias in mod.bindings or stmt.alias in mod.params:
+        diags.append(error(stmt.alias_span, f"'{stmt.alias}' is already defined"))
+        return
+    if stmt.alias in registry.families() or stmt.alias in ("concat", "mix", "split"):
+        diags.append(error(stmt.alias_span, f"'{stmt.alias}' is an operator family name",
+                           "pick another alias"))
+        return
+    rel = os.path.relpath(target) if not os.path.isabs(stmt.path.value) else target
+    sub = load_module(rel, mod.qualify(stmt.alias), diags, stack, stmt.path.span)
+    if sub is not None:
+        mod.imports[stmt.alias] = sub
+
+
+def _declare(mod: Module, diags: list[Diagnostic]) -> None:
+    seen: dict[str, Span] = {}
+    recipe_decls = 0
+    for stmt in mod.recipe.stmts:
+        if isinstance(stmt, A.RecipeDecl):
+            recipe_decls += 1
+            if recipe_decls > 1:
+                diags.append(error(stmt.span, "a recipe may declare its name only once"))
+            continue
+        if isinstance(stmt, (A.ParamDecl, A.Binding, A.PipelineDecl)):
+            span = stmt.name_span
+            if stmt.name in seen:
+                first = seen[stmt.name]
+                diags.append(error(span, f"'{stmt.name}' is already defined at line "
+                                   f"{first.line}", "each name is defined once per recipe"))
+                continue
+            seen[stmt.name] = span
+        if isinstance(stmt, A.ParamDecl):
+            if not A.is_literal(stmt.value):
+                diags.append(error(getattr(stmt.value, "span", stmt.span),
+                                   "a param's default must be a literal",
+                                   "strings, numbers, bools, lists or null"))
+                continue
+            mod.params[stmt.name] = (A.literal_value(stmt.value), stmt)
+        elif isinstance(stmt, A.Binding):
+            mod.bindings[stmt.name] = stmt
+        elif isinstance(stmt, A.PipelineDecl):
+            mod.pipelines[stmt.name] = stmt
+
+
+def apply_overrides(main: Module, overrides: dict[str, str], diags: list[Diagnostic]) -> None:
+    """Apply `--set NAME=VALUE`, parsing VALUE as the type of the param's default."""
+    for qual, raw in overrides.items():
+        mod = main
+        parts = qual.split(".")
+        for alias in parts[:-1]:
+            if alias not in mod.imports:
+                diags.append(error(None, f"--set {qual}: no import named '{alias}'",
+                                   did_you_mean(alias, mod.imports)))
+                break
+            mod = mod.imports[alias]
+        else:
+            name = parts[-1]
+            if name not in mod.params:
+                diags.append(error(None, f"--set {qual}: the recipe has no param '{name}'",
+                                   did_you_mean(name, mod.params)))
+                continue
+            default, decl = mod.params[name]
+            try:
+                mod.params[name] = (parse_override(raw, default), decl)
+            except ValueError:
+                want = type_name(default)
+                diags.append(error(decl.name_span, f"--set {qual}: '{qual}' must be {want} "
+                                   f"(got {raw!r})", f"the default of '{name}' is {want}"))
+
+
+def parse_override(raw: str, default: Any) -> Any:
+    """Parse a --set value as the type of the param's default; ValueError on mismatch."""
+    if isinstance(default, bool):
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise ValueError(raw)
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, str):
+        return raw
+    if default is None:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    value = json.loads(raw)
+    if type(value) is not type(default):
+        raise ValueError(raw)
+    return value
+
+
+__all__ = ["Resolver", "Module", "load_module", "apply_overrides", "parse_override"]

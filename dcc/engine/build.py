@@ -1,0 +1,244 @@
+"""Build a compiled Program: walk its nodes in order, reuse what the cache has, run the rest.
+
+One walk serves `dcc build` and `dcc plan` (a dry run): each node's key needs the content of
+its inputs, so the walk learns contents as it goes; in a dry run a node below a miss can only
+say "would run (an input will be rebuilt)". Running a node happens under a per-key lock, and
+the cache is asked again after the lock is taken, so two concurrent builds compute each node
+once. Tables stay in memory only until their last consumer has run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from dcc.cache.base import CorruptObject, MissingObject, Record
+from dcc.cache.keys import KeyParts, diff_parts
+from dcc.cache.store import DiskStore
+from dcc.compiler.ir import Node, Program
+from dcc.engine import events as ev
+from dcc.engine.artifacts import read_table, schema_of, write_table
+from dcc.engine.executor import LocalExecutor
+from dcc.engine.exports import ExportResult, write_exports
+from dcc.engine.keys import node_parts, source_contents
+from dcc.errors import DccError, OperatorError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+@dataclass
+class NodeResult:
+    id: str
+    names: list[str]
+    op: str
+    status: str  # cached | ran | would-run
+    key: str | None = None
+    content: str | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
+    seconds: float = 0.0
+    model_calls: int = 0
+    reason: str = ""
+    parts: KeyParts | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    expensive: bool = False
+    new_rows: int | None = None  # for a dry run of an expensive node: rows the memo lacks
+
+
+@dataclass
+class BuildResult:
+    recipe: str
+    nodes: list[NodeResult]
+    exports: list[ExportResult]
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        nodes = []
+        for r in self.nodes:
+            for name in r.names or [r.id]:
+                entry = {"name": name, "op": r.op, "status": r.status, "key": r.key,
+                         "content": r.content, "rows_in": r.rows_in, "rows_out": r.rows_out,
+                         "seconds": round(r.seconds, 4)}
+                if r.expensive:
+                    entry["model_calls"] = r.model_calls
+                if r.reason:
+                    entry["reason"] = r.reason
+                if r.stats:
+                    entry["stats"] = r.stats
+                nodes.append(entry)
+        exports = [{"node": e.node, "path": e.path, "rows": e.rows, "content": e.content,
+                    "written": e.written} for e in self.exports]
+        return {"recipe": self.recipe, "nodes": nodes, "exports": exports,
+                "seconds": round(self.seconds, 4)}
+
+
+class Builder:
+    def __init__(self, program: Program, store: DiskStore, *, target: str | None = None,
+                 resample: tuple[str, ...] = (), dry_run: bool = False,
+                 on_event: Callable[[ev.Event], None] | None = None,
+                 options: dict[str, Any] | None = None) -> None:
+        self.program = program
+        self.store = store
+        self.target = target
+        self.resample = set(resample)
+        self.dry_run = dry_run
+        self.emit = on_event or (lambda e: None)
+        self.executor = LocalExecutor(store, self.emit, options or {})
+        self.results: dict[str, NodeResult] = {}
+        self.tables: dict[str, pl.DataFrame] = {}
+        self.last = store.last_build(program.path) or {}
+
+    # -- the walk ----------------------------------------------------------------------------
+    def run(self) -> BuildResult:
+        start = time.perf_counter()
+        if not self.dry_run:
+            self.store.remove_stale_temps()
+        needed = self.program.needed(self.target)
+        order = [n for n in self.program.nodes() if n.id in needed]
+        self.consumers = Counter(i for n in order for i in n.inputs)
+        for node in order:
+            self.results[node.id] = self._visit(node)
+        exports: list[ExportResult] = []
+        if self.target is None:
+            exports = write_exports(self.program, self.store, self.results, self._table,
+                                    dry_run=self.dry_run)
+        if not self.dry_run:
+            self._record_build()
+        return BuildResult(self.program.name, [self.results[n.id] for n in order], exports,
+                           time.perf_counter() - start)
+
+    def _visit(self, node: Node) -> NodeResult:
+        res = NodeResult(node.id, list(node.names), node.op_name, "would-run",
+                         expensive=node.op.expensive)
+        try:
+            inputs = self._input_contents(node)
+        except DccError as e:
+            raise OperatorError(node.name, str(e)) from None
+        if inputs is None:
+            res.reason = "an input will be rebuilt"
+            return res
+        res.parts, uncacheable = node_parts(node, inputs)
+        res.rows_in = self._rows_in(node)
+        if res.parts is None:
+            res.reason = uncacheable or "uncacheable"
+            return res if self.dry_run else self._run(node, res)
+        res.key = res.parts.key()
+        forced = bool(self.resample & set(node.names))
+        record = None if forced else self.store.lookup(res.key)
+        if record is not None:
+            return self._cached(node, res, record)
+        res.reason = "forced by --resample" if forced else self._why_miss(node, res.parts)
+        if self.dry_run:
+            if node.op.expensive:
+                res.new_rows = self.executor.count_new_rows(node, res.parts,
+                                                            self._input_tables(node))
+            return res
+        with self.store.lock(res.key):
+            record = None if forced else self.store.lookup(res.key)
+            if record is not None:
+                return self._cached(node, res, record)
+            return self._run(node, res)
+
+    def _input_contents(self, node: Node) -> tuple[str, ...] | None:
+        if node.op.n_inputs == 0:
+            return source_contents(node, self.store)
+        contents = [self.results[i].content for i in node.inputs]
+        if any(c is None for c in contents):
+            return None
+        return tuple(c for c in contents if c is not None)
+
+    def _rows_in(self, node: Node) -> int | None:
+        rows = [self.results[i].rows_out for i in node.inputs]
+        return None if any(r is None for r in rows) else sum(r for r in rows if r is not None)
+
+    def _cached(self, node: Node, res: NodeResult, record: Record) -> NodeResult:
+        res.status, res.content, res.rows_out = "cached", record.content, record.rows
+        res.stats, res.reason = dict(record.stats), ""
+        if res.rows_in is None and node.op.n_inputs == 0:
+            res.rows_in = record.rows
+        self.emit(ev.NodeCached(node.name, node.op_name, record.rows))
+        return res
+
+    def _why_miss(self, node: Node, parts: KeyParts) -> str:
+        old = self.last.get(node.name)
+        if not old or "parts" not in old:
+            return "not in the cache"
+        changed = [name for name, _, _ in diff_parts(old["parts"], parts)]
+        return "changed: " + ", ".join(changed) if changed else "not in the cache"
+
+    # -- running -----------------------------------------------------------------------------
+    def _run(self, node: Node, res: NodeResult) -> NodeResult:
+        inputs = self._input_tables(node)
+        res.rows_in = sum(t.height for t in inputs) if inputs else None
+        self.emit(ev.NodeStarted(node.name, node.op_name, res.rows_in))
+        t0 = time.perf_counter()
+        try:
+            df, ctx = self.executor.execute(node, inputs, res.parts)
+        except DccError as e:
+            self.emit(ev.NodeFailed(node.name, node.op_name, str(e)))
+            raise OperatorError(node.name, str(e)) from None
+        except Exception as e:  # an operator bug or bad data: name the node, keep the cache
+            msg = f"{type(e).__name__}: {e}"
+            self.emit(ev.NodeFailed(node.name, node.op_name, msg))
+            raise OperatorError(node.name, msg) from e
+        res.content = write_table(df, self.store)
+        res.seconds = time.perf_counter() - t0
+        res.rows_out, res.status, res.stats = df.height, "ran", dict(ctx.stats)
+        res.model_calls = ctx.model_calls
+        if res.rows_in is None:
+            res.rows_in = df.height
+        if res.key is not None:
+            self.store.save(res.key, Record(content=res.content, rows=df.height,
+                                            schema=schema_of(df), stats=res.stats,
+                                            node=node.name, recipe=self.program.path,
+                                            created=time.time()))
+        self.tables[node.id] = df
+        self._release(node)
+        self.emit(ev.NodeFinished(node.name, node.op_name, res.rows_in or 0, df.height,
+                                  res.seconds))
+        return res
+
+    def _input_tables(self, node: Node) -> list[pl.DataFrame]:
+        return [self._table(i) for i in node.inputs]
+
+    def _table(self, node_id: str) -> pl.DataFrame:
+        """An input's table: from memory, from the store, or rebuilt if the store's copy is bad."""
+        if node_id in self.tables:
+            return self.tables[node_id]
+        res = self.results[node_id]
+        assert res.content is not None
+        try:
+            df = read_table(self.store, res.content)
+        except (CorruptObject, MissingObject):
+            node = self.program.node(node_id)
+            self._run(node, res)  # deterministic operators give the same content again
+            df = self.tables[node_id]
+        self.tables[node_id] = df
+        return df
+
+    def _release(self, node: Node) -> None:
+        for i in node.inputs:
+            self.consumers[i] -= 1
+            if self.consumers[i] <= 0:
+                self.tables.pop(i, None)
+
+    def _record_build(self) -> None:
+        data = dict(self.last)
+        for res in self.results.values():
+            if res.key is None or res.parts is None:
+                continue
+            for name in res.names or [res.id]:
+                data[name] = {"key": res.key, "parts": res.parts.to_dict(),
+                              "content": res.content}
+        self.store.set_last_build(self.program.path, data)
+
+
+def build(program: Program, store: DiskStore, **kwargs: Any) -> BuildResult:
+    return Builder(program, store, **kwargs).run()
+
+
+def plan(program: Program, store: DiskStore, **kwargs: Any) -> BuildResult:
+    return Builder(program, store, dry_run=True, **kwargs).run()
