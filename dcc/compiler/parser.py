@@ -12,6 +12,7 @@ Three steps, each recovering so that one run reports every syntax error of a fil
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 from lark import Lark, Token
@@ -39,18 +40,58 @@ def grammar() -> Lark:
 
 def parse(text: str, path: str) -> tuple[A.Recipe, list[Diagnostic]]:
     """Parse a recipe file; returns the statements that parsed and every diagnostic."""
+    recipe, diags, _ = parse_full(text, path)
+    return recipe, diags
+
+
+def parse_full(text: str, path: str) -> tuple[A.Recipe, list[Diagnostic], set[str]]:
+    """`parse`, plus the names that statements which did not parse tried to define.
+
+    The resolver stays quiet about those names: after `x = f(` the user needs one error at
+    the '(' and not a second "unknown name 'x'" at every use of x.
+    """
+    if text.startswith("\ufeff"):  # a byte-order mark is not part of the recipe
+        text = text[1:]
     register_source(path, text)
     diags: list[Diagnostic] = []
-    tokens = _lex(text, path, diags)
-    bad_lines = {d.span.line for d in diags if d.span}
+    blanked: set[int] = set()
+    tokens = _lex(text, path, diags, blanked)
     recipe = A.Recipe(path)
-    for group in _statements(tokens, path, diags):
+    broken: set[str] = set()
+    for group, opener in _statements(tokens):
         lines = range(group[0].line, (group[-1].end_line or group[-1].line) + 1)
-        sink: list[Diagnostic] = [] if bad_lines.intersection(lines) else diags
-        stmt = _parse_statement(group, path, sink)
-        if stmt is not None:
+        # Text blanked by the lexer was already reported; what is left of it would only
+        # produce follow-on errors, so such a statement is dropped quietly.
+        quiet = bool(blanked.intersection(lines))
+        if opener is not None:
+            if not quiet:
+                diags.append(error(_tok_span(opener, path), f"unclosed '{opener.value}'",
+                                   f"add '{OPEN[opener.type]}' before the end of the "
+                                   "statement"))
+            stmt = None
+        elif quiet:
+            stmt = None
+        else:
+            stmt = _parse_statement(group, path, diags)
+        if stmt is None:
+            broken.update(_declared_name(group))
+        else:
             recipe.stmts.append(stmt)
-    return recipe, diags
+    return recipe, diags, broken
+
+
+def _declared_name(group: list[Token]) -> list[str]:
+    """The name a (broken) statement was defining, if that much of it is readable."""
+    types = [t.type for t in group]
+    if types[:2] == ["NAME", "EQUAL"]:
+        return [group[0].value]
+    if types[:2] in (["PARAM", "NAME"], ["PIPELINE", "NAME"]):
+        return [group[1].value]
+    if types[:1] == ["USE"] and "AS" in types:
+        i = types.index("AS")
+        if i + 1 < len(group) and types[i + 1] == "NAME":
+            return [group[i + 1].value]
+    return []
 
 
 def lex_all(text: str) -> list[Token]:
@@ -58,82 +99,125 @@ def lex_all(text: str) -> list[Token]:
     return list(grammar().lex(text, dont_ignore=True))
 
 
-def _lex(text: str, path: str, diags: list[Diagnostic]) -> list[Token]:
+def _lex(text: str, path: str, diags: list[Diagnostic], blanked: set[int]) -> list[Token]:
+    """Lex the whole text; each bad character or string is reported, then repaired (a
+    single-quoted string) or blanked (anything else, its line added to `blanked`)."""
     for _ in range(MAX_LEX_ERRORS):
         try:
             return list(grammar().lex(text))
         except UnexpectedCharacters as e:
             diags.append(_char_error(e, text, path))
-            text = _blank(text, e)
+            text, repaired = _blank(text, e)
+            if not repaired:
+                blanked.add(e.line)
     return []
 
 
+_JSON_ESCAPES = set('"\\/bfnrt')
+_HEX = set("0123456789abcdefABCDEF")
+
+
+def _bad_string(text: str, pos: int) -> tuple[int, int, bool, tuple[int, int] | None] | None:
+    """The string literal that failed to lex at `pos` (its opening quote, or the quote after
+    an `r` prefix): (start, end, closed, first bad escape as (index, length)). `end` is past
+    the closing quote, or the end of the line when the string is unterminated."""
+    if text[pos] != '"':
+        return None
+    raw = pos > 0 and text[pos - 1] == "r" and (pos < 2 or not _is_name_char(text[pos - 2]))
+    start, i, bad = (pos - 1 if raw else pos), pos + 1, None
+    while i < len(text) and text[i] != "\n":
+        c = text[i]
+        if c == '"':
+            return start, i + 1, True, bad
+        if c == "\\" and not raw:
+            nxt = text[i + 1:i + 2]
+            if nxt == "u":
+                ok = len(text[i + 2:i + 6]) == 4 and set(text[i + 2:i + 6]) <= _HEX
+                bad = bad or (None if ok else (i, 2))
+                i += 6 if ok else 2
+                continue
+            if nxt and nxt in _JSON_ESCAPES:
+                i += 2
+                continue
+            if not nxt or nxt == "\n":
+                break
+            bad = bad or (i, 2)
+            i += 2
+            continue
+        i += 1
+    return start, i, False, bad
+
+
+def _is_name_char(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c == "_")
+
+
 def _char_error(e: UnexpectedCharacters, text: str, path: str) -> Diagnostic:
-    span = Span(path, e.line, e.column, e.line, e.column + 1)
-    ch = text[e.pos_in_stream]
-    if ch == '"' or text[e.pos_in_stream:e.pos_in_stream + 2] == 'r"':
-        line_end = text.find("\n", e.pos_in_stream)
-        rest = text[e.pos_in_stream:line_end if line_end >= 0 else len(text)]
-        if "\\" in rest and rest.count('"') > 1:
-            return error(span, "invalid escape in string",
+    pos, col = e.pos_in_stream, e.column
+    span = Span(path, e.line, col, e.line, col + 1)
+    found = _bad_string(text, pos)
+    if found is not None:
+        start, end, closed, bad = found
+        if closed and bad is not None:
+            at, width = bad
+            esc = text[at:at + width]
+            return error(Span(path, e.line, col + at - pos, e.line, col + at - pos + width),
+                         f"invalid escape '{esc}' in string",
                          "strings use JSON escapes (\\n \\t \\\" \\\\ \\uXXXX); "
                          "write r\"...\" for a raw string")
-        return error(span, "unterminated string", "close it with '\"' on the same line")
+        return error(Span(path, e.line, col - (pos - start), e.line, col + end - pos),
+                     "unterminated string", "close it with '\"' on the same line")
+    ch = text[pos]
     if ch == "'":
         return error(span, "strings are double-quoted", "write \"...\" instead of '...'")
     return error(span, f"unexpected character {ch!r}")
 
 
-def _blank(text: str, e: UnexpectedCharacters) -> str:
-    """Blank the offending character (or the rest of the line for a bad string)."""
+def _blank(text: str, e: UnexpectedCharacters) -> tuple[str, bool]:
+    """(new text, repaired): a single-quoted string on one line becomes double-quoted
+    (repaired); a bad double-quoted string, or else the offending character, becomes spaces
+    of the same length, so positions hold."""
     start = e.pos_in_stream
     end = start + 1
     if text[start] == "'":
-        close = text.find("'", start + 1)
         nl = text.find("\n", start)
-        if close > 0 and (nl < 0 or close < nl) and '"' not in text[start:close]:
-            return text[:start] + '"' + text[start + 1:close] + '"' + text[close + 1:]
-    if text[start] == '"' or text[start:start + 2] == 'r"':
-        nl = text.find("\n", start)
-        end = nl if nl >= 0 else len(text)
-    return text[:start] + " " * (end - start) + text[end:]
+        nl = len(text) if nl < 0 else nl
+        close = text.find("'", start + 1, nl)
+        inner = text[start + 1:close]
+        if close > 0 and '"' not in inner and "\\" not in inner:
+            return text[:start] + '"' + inner + '"' + text[close + 1:], True
+        end = close + 1 if close > 0 else nl
+    found = _bad_string(text, start)
+    if found is not None:
+        start, end = found[0], found[1]
+    return text[:start] + " " * (end - start) + text[end:], False
 
 
-def _statements(tokens: list[Token], path: str, diags: list[Diagnostic]) -> list[list[Token]]:
-    groups: list[list[Token]] = []
+def _statements(tokens: list[Token]) -> list[tuple[list[Token], Token | None]]:
+    """Group tokens into statements: (tokens, None), or (tokens, opener) for a statement
+    whose bracket `opener` (the innermost one left open) is never closed."""
+    groups: list[tuple[list[Token], Token | None]] = []
     cur: list[Token] = []
     stack: list[Token] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
+    for i, tok in enumerate(tokens):
         if tok.type == "_NL":
             nxt = _next_significant(tokens, i)
             if stack and nxt is not None and _starts_statement(tokens, nxt):
-                opener = stack[0]
-                diags.append(error(_tok_span(opener, path),
-                                   f"unclosed '{opener.value}'",
-                                   f"add '{OPEN[opener.type]}' before the end of the statement"))
+                groups.append((cur, stack[-1]))
                 stack.clear()
-                cur = []  # reported; parsing it would only repeat the same problem
-            elif not stack and cur and not _continues(cur[-1], tokens, nxt):
-                groups.append(cur)
                 cur = []
-            i += 1
+            elif not stack and cur and not _continues(cur[-1], tokens, nxt):
+                groups.append((cur, None))
+                cur = []
             continue
         if tok.type in OPEN:
             stack.append(tok)
-        elif tok.type in CLOSE and stack:
-            stack.pop()
+        elif tok.type in CLOSE and stack and OPEN[stack[-1].type] == tok.value:
+            stack.pop()  # a mismatched closer is left to the parser to report
         cur.append(tok)
-        i += 1
-    if stack and cur:
-        opener = stack[0]
-        diags.append(error(_tok_span(opener, path), f"unclosed '{opener.value}'",
-                           f"add '{OPEN[opener.type]}' before the end of the statement"))
-        return [g for g in groups if g]
     if cur:
-        groups.append(cur)
-    return [g for g in groups if g]
+        groups.append((cur, stack[-1] if stack else None))
+    return [g for g in groups if g[0]]
 
 
 def _continues(last: Token, tokens: list[Token], nxt: int | None) -> bool:
@@ -169,6 +253,11 @@ def _tok_span(tok: Token, path: str) -> Span:
 def _parse_statement(group: list[Token], path: str, diags: list[Diagnostic]) -> A.Stmt | None:
     from dcc.compiler.to_ast import to_ast
 
+    for tok in group:
+        problem = _number_problem(tok) if tok.type == "NUMBER" else None
+        if problem:
+            diags.append(error(_tok_span(tok, path), problem))
+            return None
     ip = grammar().parse_interactive(start="stmt")
     try:
         for tok in group:
@@ -185,6 +274,18 @@ def _parse_statement(group: list[Token], path: str, diags: list[Diagnostic]) -> 
         inner = exc.orig_exc if isinstance(exc, VisitError) else exc
         diags.append(error(_tok_span(group[0], path), f"invalid literal: {inner}"))
         return None
+
+
+def _number_problem(tok: Token) -> str | None:
+    """Numbers must fit what every layer can hold: finite doubles and 64-bit integers."""
+    text = tok.value
+    if any(c in text for c in ".eE"):
+        if math.isinf(float(text)):
+            return f"number {text} is too large (floats must be finite)"
+        return None
+    if not -(2 ** 63) <= int(text) < 2 ** 63:
+        return f"integer {text} is out of range (integers are 64-bit)"
+    return None
 
 
 def _token_error(e: UnexpectedToken, group: list[Token], path: str) -> Diagnostic:
@@ -208,11 +309,53 @@ def _token_error(e: UnexpectedToken, group: list[Token], path: str) -> Diagnosti
 
 
 def _classify(e: UnexpectedInput) -> str | None:
-    try:
-        return e.match_examples(lambda s: grammar().parse(s, start="stmt"), SYNTAX_EXAMPLES,
-                                use_accepts=False)
-    except Exception:  # classification is best effort; the fallback message still helps
+    """The label of the example whose parser state stack ends most like this error's.
+
+    lark's `match_examples` compares whole stack depths, so `f(a=1 b=2)` matched only as a
+    binding's first term, never inside a pipe. Comparing the top of the stack (the states
+    that led to the error) classifies the same mistake wherever it is nested.
+    """
+    stack = _stack(e)
+    if not stack:
         return None
+    token = getattr(e, "token", None)
+    best: tuple[int, bool] = (0, False)
+    label = None
+    for ex_label, ex_stack, ex_type in _example_states():
+        common = _common_suffix(stack, ex_stack)
+        if common < min(2, len(ex_stack)):
+            continue
+        score = (common, token is not None and token.type == ex_type)
+        if score > best:
+            best, label = score, ex_label
+    return label
+
+
+def _stack(e: UnexpectedInput) -> list[int]:
+    state = getattr(e, "state", None)
+    return list(getattr(state, "state_stack", None) or [])
+
+
+def _common_suffix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < len(a) and n < len(b) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+@lru_cache(maxsize=1)
+def _example_states() -> tuple[tuple[str, list[int], str], ...]:
+    """(label, state stack, offending token type) for every example in the table."""
+    out = []
+    for label, examples in SYNTAX_EXAMPLES.items():
+        for text in examples:
+            try:
+                grammar().parse(text, start="stmt")
+            except UnexpectedToken as e:
+                out.append((label, _stack(e), e.token.type))
+            except UnexpectedInput:  # pragma: no cover - examples only fail on tokens
+                continue
+    return tuple(out)
 
 
 _NAMES = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string",

@@ -12,6 +12,10 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
         "x = a |",
         "x = a | | b",
         "x = a | )",
+        "x = a | b |",
+        "x = a | b | )",
+        "x = (a |)",
+        "x = f(a=b |)",
     ],
     "expected an expression after '='": [
         "x =",
@@ -35,6 +39,8 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
         "export x",
         "export x \"out.jsonl\"",
         "export x | f() \"out.jsonl\"",
+        "export x | f \"out.jsonl\"",
+        "export x | f | g \"out.jsonl\"",
     ],
     "expected a double-quoted path after 'to'": [
         "export x to",
@@ -43,6 +49,10 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
     "expected 'as NAME' after the imported path": [
         "use \"lib.recipe\"",
         "use \"lib.recipe\" lib",
+    ],
+    "expected a name after 'as'": [
+        "use \"lib.recipe\" as",
+        "use \"lib.recipe\" as 1",
     ],
     "expected a double-quoted path after 'use'": [
         "use lib",
