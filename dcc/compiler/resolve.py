@@ -40,6 +40,8 @@ class Module:
     bindings: dict[str, A.Binding] = field(default_factory=dict)
     pipelines: dict[str, A.PipelineDecl] = field(default_factory=dict)
     imports: dict[str, Module] = field(default_factory=dict)
+    # Names whose definitions did not parse: already reported, so uses stay quiet.
+    broken: set[str] = field(default_factory=set)
 
     @property
     def dir(self) -> str:
@@ -62,6 +64,7 @@ class Resolver:
         self.graph = nx.DiGraph()
         self.diags: list[Diagnostic] = []
         self.bound: dict[tuple[str, str], str] = {}  # (module path, binding) -> node id
+        self.failed: set[tuple[str, str]] = set()  # bindings already reported as broken
         self.resolving: list[tuple[str, str]] = []
         self.expanding: list[str] = []
         self.bindings: dict[str, str] = {}
@@ -129,6 +132,8 @@ class Resolver:
         key = (mod.path, name)
         if key in self.bound:
             return self.bound[key]
+        if key in self.failed:  # its errors are reported once, not at every use
+            raise _Failed()
         if key in self.resolving:
             i = self.resolving.index(key)
             cycle = " -> ".join(n for _, n in self.resolving[i:]) + f" -> {name}"
@@ -140,6 +145,9 @@ class Resolver:
         self._namer.append((display, 1))
         try:
             node_id = self.dataset(b.value, Scope(mod))
+        except _Failed:
+            self.failed.add(key)
+            raise
         finally:
             self._namer.pop()
             self.resolving.pop()
@@ -199,10 +207,20 @@ class Resolver:
 
     def _unknown_name(self, name: str, span: Span, scope: Scope) -> _Failed:
         mod = scope.module
+        if self._is_broken(name, mod):
+            return _Failed()
         cands = [*mod.bindings, *mod.params, *mod.pipelines, *scope.args]
         for alias, sub in mod.imports.items():
             cands += [f"{alias}.{n}" for n in [*sub.bindings, *sub.params, *sub.pipelines]]
         return self.fail(span, f"unknown name '{name}'", did_you_mean(name, cands))
+
+    def _is_broken(self, name: str, mod: Module) -> bool:
+        """Whether `name` (or the import it goes through) has a definition that did not parse."""
+        head, _, rest = name.partition(".")
+        if head in mod.broken:
+            return True
+        sub = mod.imports.get(head)
+        return sub is not None and bool(rest) and self._is_broken(rest, sub)
 
     # -- calls -------------------------------------------------------------------------------
     def _call(self, call: A.Call, scope: Scope, upstream: str | None) -> str:
@@ -216,6 +234,8 @@ class Resolver:
 
     def _unknown_op(self, call: A.Call, scope: Scope) -> _Failed:
         mod = scope.module
+        if self._is_broken(call.name, mod):
+            return _Failed()
         cands = [*registry.names(), *mod.pipelines]
         for alias, sub in mod.imports.items():
             cands += [f"{alias}.{p}" for p in sub.pipelines]
@@ -233,23 +253,42 @@ class Resolver:
                             "start a chain with it instead")
         if upstream is not None:
             inputs.append(upstream)
+        failed = False  # an argument that failed was reported (or stands on a broken name)
         for arg in call.args:
-            self._try(lambda a=arg: self._bind_arg(cls, a, scope, values, spans, inputs,
-                                                   upstream))
-        self._check_arity(cls, call, inputs, upstream)
-        for spec in cls.params:
-            if spec.required and spec.name not in values:
+            try:
+                self._bind_arg(cls, arg, scope, values, spans, inputs, upstream)
+            except _Failed:
+                failed = True
+        if not failed:
+            self._check_arity(cls, call, inputs, upstream)
+        given = {a.name for a in call.args if a.name is not None}
+        if any(a.name is None for a in call.args):
+            given |= {p.name for p in cls.params if p.positional}
+        for spec in cls.params:  # an argument given but wrong was reported already
+            if spec.required and spec.name not in values and spec.name not in given:
                 self.fail(call.name_span, f"{cls.name} is missing argument '{spec.name}'",
                           f"'{spec.name}': {spec.doc}" if spec.doc else None)
-        if len(self.diags) > errors_before:
+        if failed or len(self.diags) > errors_before:
             raise _Failed()
         try:
             op = cls(**values)
         except ParamError as e:
-            raise self.fail(call.name_span, str(e)) from None
-        for pname, msg in op.validate():
-            raise self.fail(spans.get(pname, call.name_span), f"{cls.name}: {msg}")
+            raise self.fail(self._problem_span(cls, values, spans, call), str(e)) from None
         return self._add_node(op, inputs, call, spans)
+
+    @staticmethod
+    def _problem_span(cls: type[Op], values: dict, spans: dict[str, Span],
+                      call: A.Call) -> Span:
+        """Where a constructor's complaint points: the argument `validate()` names, if any
+        (the bad regex, not the operator's name)."""
+        bare = cls.__new__(cls)
+        try:
+            bare.p = cls.bind(values)
+            problems = bare.validate()
+        except Exception:  # noqa: BLE001 - only choosing a caret position
+            problems = []
+        pname = problems[0][0] if problems else None
+        return spans.get(pname, call.name_span) if pname else call.name_span
 
     def _bind_arg(self, cls: type[Op], arg: A.Arg, scope: Scope, values: dict, spans: dict,
                   inputs: list[str], upstream: str | None) -> None:
@@ -288,6 +327,9 @@ class Resolver:
             value = os.path.normpath(os.path.join(scope.module.dir, value))
         values[pname] = coerce(spec, value)
         spans[pname] = _value_span(arg)
+        if isinstance(arg.value, A.ListLit):  # carets under one item, e.g. one bad column
+            for i, item in enumerate(arg.value.items):
+                spans[f"{pname}[{i}]"] = item.span
 
     def _check_arity(self, cls: type[Op], call: A.Call, inputs: list[str],
                      upstream: str | None) -> None:
@@ -385,7 +427,7 @@ def _kind(expr: A.Expr) -> str:
 def load_module(path: str, alias: str, diags: list[Diagnostic], stack: list[str],
                 span: Span | None = None) -> Module | None:
     """Parse a recipe file and, recursively, the recipes it imports."""
-    from dcc.compiler.parser import parse
+    from dcc.compiler.parser import parse_full
 
     apath = os.path.abspath(path)
     try:
@@ -396,9 +438,9 @@ def load_module(path: str, alias: str, diags: list[Diagnostic], stack: list[str]
     except (OSError, UnicodeDecodeError) as e:
         diags.append(error(span, f"cannot read recipe {path}: {e}"))
         return None
-    recipe, parse_diags = parse(text, path)
+    recipe, parse_diags, broken = parse_full(text, path)
     diags.extend(parse_diags)
-    mod = Module(path, alias, recipe)
+    mod = Module(path, alias, recipe, broken=broken)
     _declare(mod, diags)
     for stmt in recipe.stmts:
         if isinstance(stmt, A.UseDecl):

@@ -57,10 +57,12 @@ def _check_reads(node: Node, schema: Schema, diags: list[Diagnostic]) -> None:
             continue
         value = node.op.p.get(spec.name)
         cols = value if isinstance(value, list) else [value] if value is not None else []
-        span = node.arg_spans.get(spec.name, node.span)
-        for col in cols:
+        whole = node.arg_spans.get(spec.name, node.span)
+        for i, col in enumerate(cols):
             if not isinstance(col, str):
                 continue
+            span = node.arg_spans.get(f"{spec.name}[{i}]", whole) if isinstance(value, list) \
+                else whole
             if not schema.has(col):
                 have = ", ".join(sorted(schema.columns)) or "none"
                 diags.append(error(span, f"{node.op.name} reads column '{col}', which its input "
