@@ -186,7 +186,7 @@ def _blank(text: str, e: UnexpectedCharacters) -> tuple[str, bool]:
         inner = text[start + 1:close]
         if close > 0 and '"' not in inner and "\\" not in inner:
             return text[:start] + '"' + inner + '"' + text[close + 1:], True
-        end = close + 1 if close > 0 else nl
+        end = nl  # not a plain string after all: drop the rest of the line, report once
     found = _bad_string(text, start)
     if found is not None:
         start, end = found[0], found[1]
@@ -301,11 +301,48 @@ def _token_error(e: UnexpectedToken, group: list[Token], path: str) -> Diagnosti
     if tok.type != "$END" and tok.value in KEYWORDS and "NAME" in e.expected:
         return error(span, f"'{tok.value}' is a reserved word and cannot be used as a name",
                      "pick another name")
-    label = _classify(e)
+    label = _missing_comma(tok, group)
+    if label is None:
+        label = _classify(e)
     if label:
         return error(span, f"{label} (found {shown})")
     expected = ", ".join(sorted(_describe(t) for t in e.expected if not t.startswith("_")))
     return error(span, f"unexpected {shown}", f"expected one of: {expected}" if expected else None)
+
+
+_ENDS_VALUE = {"NAME", "NUMBER", "STRING", "RAW_STRING", "RPAR", "RSQB", "RBRACE", "TRUE",
+               "FALSE", "NULL"}
+_STARTS_VALUE = {"NAME", "NUMBER", "STRING", "RAW_STRING", "LPAR", "LSQB", "LBRACE", "TRUE",
+                 "FALSE", "NULL", "EVOLVE"}
+_BETWEEN = {"LPAR": "arguments", "LSQB": "list items", "LBRACE": "dict entries"}
+
+
+def _missing_comma(tok: Token, group: list[Token]) -> str | None:
+    """Two values side by side inside a call's parentheses, a list or a dict: a missing ','.
+
+    Decided from the brackets around the token rather than by example, because the parser
+    state after a value differs for every kind of value (a string, `true`, `g()`, ...).
+    None: not this kind of mistake; "": a mistake no label describes (say only "unexpected").
+    """
+    at = next((i for i, t in enumerate(group) if t is tok), None)
+    if at is None or at == 0 or tok.type not in _STARTS_VALUE \
+            or group[at - 1].type not in _ENDS_VALUE:
+        return None
+    stack: list[int] = []
+    for i in range(at):
+        if group[i].type in OPEN:
+            stack.append(i)
+        elif group[i].type in CLOSE and stack:
+            stack.pop()
+    if not stack:
+        return None
+    opener = stack[-1]
+    if group[opener].type == "LPAR" and (opener == 0 or group[opener - 1].type not in
+                                         ("NAME", "EVOLVE")):
+        return None  # a parenthesised expression, not a call
+    if group[at - 1].end_pos == tok.start_pos:
+        return ""  # `1.2.3`, `"a"b`: one malformed token, not two values; no label fits
+    return f"missing ',' between {_BETWEEN[group[opener].type]}"
 
 
 def _classify(e: UnexpectedInput) -> str | None:

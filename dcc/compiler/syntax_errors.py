@@ -30,6 +30,8 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
         "x = f(a=\"s\" b=2)",
         "x = f(a=[1] b=2)",
         "x = f(a=g() b=2)",
+        "x = f(a b)",
+        "x = f(a.b c)",
     ],
     "missing ',' between list items": [
         "x = f(a=[1 2])",
@@ -42,6 +44,7 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
         "export x | f \"out.jsonl\"",
         "export x | f | g \"out.jsonl\"",
     ],
+    "expected the dataset to export after 'export'": ["export"],
     "expected a double-quoted path after 'to'": [
         "export x to",
         "export x to out",
