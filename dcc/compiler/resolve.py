@@ -63,7 +63,9 @@ class Resolver:
 
         self.graph = nx.DiGraph()
         self.diags: list[Diagnostic] = []
-        self.bound: dict[tuple[str, str], str] = {}  # (module path, binding) -> node id
+        # (module alias chain, binding) -> node id. Not the module's path: one file imported
+        # under two aliases is two modules, each with its own params (--set a.p / b.p).
+        self.bound: dict[tuple[str, str], str] = {}
         self.failed: set[tuple[str, str]] = set()  # bindings already reported as broken
         self.resolving: list[tuple[str, str]] = []
         self.expanding: list[str] = []
@@ -122,14 +124,14 @@ class Resolver:
         for e in self.exports:
             used |= {e.node} | nx.ancestors(self.graph, e.node)
         for name, b in main.bindings.items():
-            node = self.bound.get((main.path, name))
+            node = self.bound.get((main.alias, name))
             if node is not None and node not in used:
                 self.diags.append(warning(b.name_span, f"binding '{name}' feeds no export",
                                           "it is not built unless named with --target"))
 
     # -- bindings ----------------------------------------------------------------------------
     def binding_node(self, mod: Module, name: str, span: Span) -> str:
-        key = (mod.path, name)
+        key = (mod.alias, name)
         if key in self.bound:
             return self.bound[key]
         if key in self.failed:  # its errors are reported once, not at every use
