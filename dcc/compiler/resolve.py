@@ -69,6 +69,7 @@ class Resolver:
         self.failed: set[tuple[str, str]] = set()  # bindings already reported as broken
         self.resolving: list[tuple[str, str]] = []
         self.expanding: list[str] = []
+        self.expanded: set[str] = set()  # pipelines whose body was lowered at least once
         self.bindings: dict[str, str] = {}
         self.exports: list[Export] = []
         self.out_dir = out_dir
@@ -88,7 +89,51 @@ class Resolver:
         for stmt in main.recipe.stmts:
             if isinstance(stmt, A.ExportStmt):
                 self._try(lambda s=stmt: self.export(main, s))
+        for decl in main.pipelines.values():
+            if f"{main.path}:{decl.name}" not in self.expanded:
+                self._check_unused_pipeline(main, decl)
         self._warn_unused(main)
+
+    def _check_unused_pipeline(self, mod: Module, decl: A.PipelineDecl) -> None:
+        """A pipeline no binding uses (a library's, typically) is still checked for what does
+        not depend on its arguments: operator and pipeline names, argument names, and the
+        names its values refer to. Otherwise `dcc check lib.recipe` passes any typo."""
+        scope = Scope(mod, {p: None for p, _ in decl.params})
+        stack: list[A.Expr] = [decl.body]
+        while stack:
+            expr = stack.pop()
+            if isinstance(expr, A.Pipe):
+                stack.extend(reversed(expr.stages))
+            elif isinstance(expr, (A.ListLit, A.DictLit)):
+                stack.extend(reversed([v for v in expr.items] if isinstance(expr, A.ListLit)
+                                      else [v for _, v in expr.items]))
+            elif isinstance(expr, A.Ref) and expr.name not in scope.args:
+                sub, name = self._split(expr.name, mod, expr.span)
+                if not ({name} & ({*sub.bindings, *sub.params, *sub.pipelines})):
+                    self._try(lambda e=expr: self._raise(self._unknown_name(e.name, e.span,
+                                                                            scope)))
+            elif isinstance(expr, A.Call):
+                self._check_call_names(expr, scope)
+                stack.extend(reversed([a.value for a in expr.args]))
+
+    def _check_call_names(self, call: A.Call, scope: Scope) -> None:
+        sub, name = self._split(call.name, scope.module, call.name_span)
+        if name in sub.pipelines and (sub is not scope.module or "." not in call.name):
+            declared = [p for p, _ in sub.pipelines[name].params]
+            kind, known = f"pipeline '{call.name}'", declared
+        elif (cls := registry.get(call.name)) is not None:
+            kind, known = cls.name, [p.name for p in cls.params]
+        else:
+            self._try(lambda: self._raise(self._unknown_op(call, scope)))
+            return
+        for arg in call.args:
+            if arg.name is not None and arg.name not in known:
+                self.fail(arg.span, f"{kind} has no parameter '{arg.name}'",
+                          did_you_mean(arg.name, known))
+
+    @staticmethod
+    def _raise(exc: Exception) -> None:
+        raise exc
 
     def _try(self, fn) -> Any:  # noqa: ANN001
         try:
@@ -256,14 +301,16 @@ class Resolver:
         if upstream is not None:
             inputs.append(upstream)
         failed = False  # an argument that failed was reported (or stands on a broken name)
+        given = {a.name for a in call.args if a.name is not None}
         for arg in call.args:
             try:
                 self._bind_arg(cls, arg, scope, values, spans, inputs, upstream)
             except _Failed:
                 failed = True
+                if arg.name is None:  # meant for some parameter: do not call any missing
+                    given |= {p.name for p in cls.params}
         if not failed:
             self._check_arity(cls, call, inputs, upstream)
-        given = {a.name for a in call.args if a.name is not None}
         if any(a.name is None for a in call.args):
             given |= {p.name for p in cls.params if p.positional}
         for spec in cls.params:  # an argument given but wrong was reported already
@@ -387,6 +434,7 @@ class Resolver:
             raise self.fail(call.name_span, f"pipeline '{call.name}' is missing argument "
                             f"'{missing[0]}'")
         self.expanding.append(qual)
+        self.expanded.add(qual)
         try:
             return self.dataset(decl.body, Scope(mod, args), upstream)
         finally:
@@ -462,6 +510,11 @@ def _import(mod: Module, stmt: A.UseDecl, diags: list[Diagnostic], stack: list[s
     if stmt.alias in registry.families() or stmt.alias in ("concat", "mix", "split"):
         diags.append(error(stmt.alias_span, f"'{stmt.alias}' is an operator family name",
                            "pick another alias"))
+        return
+    if not os.path.isfile(target):
+        diags.append(error(stmt.path.span, f"no such recipe file: {stmt.path.value}",
+                           f"looked for {os.path.normpath(os.path.abspath(target))}; 'use' "
+                           "paths are relative to the folder of the recipe that names them"))
         return
     rel = os.path.relpath(target) if not os.path.isabs(stmt.path.value) else target
     sub = load_module(rel, mod.qualify(stmt.alias), diags, stack, stmt.path.span)
