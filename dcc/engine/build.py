@@ -9,6 +9,7 @@ once. Tables stay in memory only until their last consumer has run.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -118,7 +119,9 @@ class Builder:
         except DccError as e:
             raise OperatorError(node.name, str(e)) from None
         if inputs is None:
-            res.reason = "an input will be rebuilt"
+            pending = [self.program.node(i).name for i in dict.fromkeys(node.inputs)
+                       if self.results[i].content is None]
+            res.reason = f"an input will be rebuilt ({', '.join(pending)})"
             return res
         res.parts, uncacheable = node_parts(node, inputs)
         res.rows_in = self._rows_in(node)
@@ -151,6 +154,8 @@ class Builder:
         return tuple(c for c in contents if c is not None)
 
     def _rows_in(self, node: Node) -> int | None:
+        if not node.inputs:  # a source: its rows in are the rows it reads (known once read)
+            return None
         rows = [self.results[i].rows_out for i in node.inputs]
         return None if any(r is None for r in rows) else sum(r for r in rows if r is not None)
 
@@ -166,8 +171,22 @@ class Builder:
         old = self.last.get(node.name)
         if not old or "parts" not in old:
             return "not in the cache"
-        changed = [name for name, _, _ in diff_parts(old["parts"], parts)]
+        changed = [self._label(node, name) for name, _, _ in diff_parts(old["parts"], parts)]
         return "changed: " + ", ".join(changed) if changed else "not in the cache"
+
+    def _label(self, node: Node, part: str) -> str:
+        """A changed key part as a person reads it: inputs[i] names the file or the node."""
+        if not part.startswith("inputs["):
+            return part
+        i = int(part[len("inputs["):-1])
+        if node.op.n_inputs == 0:
+            files = node.op.files()  # type: ignore[attr-defined]
+            if i < len(files):
+                base = os.path.dirname(self.program.path)
+                return f"source file {os.path.relpath(files[i], base)}"
+        elif i < len(node.inputs):
+            return f"content of {self.program.node(node.inputs[i]).name}"
+        return part
 
     # -- running -----------------------------------------------------------------------------
     def _run(self, node: Node, res: NodeResult) -> NodeResult:
