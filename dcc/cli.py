@@ -58,6 +58,16 @@ def _compile(recipe: str, sets: tuple[str, ...], **kwargs: Any):  # noqa: ANN202
     return program
 
 
+def _check_names(program, names: tuple[str, ...], option: str) -> None:  # noqa: ANN001
+    """Every NAME given to `option` must be a binding: a typo must not silently do nothing."""
+    for name in names:
+        if name not in program.bindings:
+            from dcc.compiler.diagnostics import did_you_mean
+
+            hint = did_you_mean(name, program.bindings) or "name a binding of the recipe"
+            raise UsageError(f"{option}: no binding named '{name}'; {hint}")
+
+
 def _print_warnings(warnings: list) -> None:  # noqa: ANN001
     if warnings:
         from dcc.console import err
@@ -104,6 +114,7 @@ def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, target: str
                        allow_outside=allow_write_outside)
     from dcc.engine.build import build as run_build
 
+    _check_names(program, resample, "--resample")
     store = _open_store(recipe, cache_dir)
     if locked:
         from dcc.engine.lockfile import check_lock
