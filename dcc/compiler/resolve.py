@@ -343,12 +343,8 @@ class Resolver:
                   inputs: list[str], upstream: str | None) -> None:
         if arg.name is None:
             positional = next((p for p in cls.params if p.positional), None)
-            if cls.n_inputs is None:
-                self._namer.append((self._namer[-1][0] if self._namer else "", 0))
-                try:
-                    inputs.append(self.dataset(arg.value, scope))
-                finally:
-                    self._namer.pop()
+            if cls.n_inputs is None:  # stages inside share the binding's numbering
+                inputs.append(self.dataset(arg.value, scope))
                 return
             if positional is not None and positional.name not in values:
                 self._set_value(cls, positional.name, arg, scope, values, spans)
