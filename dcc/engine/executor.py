@@ -57,7 +57,13 @@ class LocalExecutor:
         pending = list(todo.items())
         for start in range(0, len(pending), MEMO_BATCH):
             chunk = pending[start:start + MEMO_BATCH]
+            before = ctx.model_calls
             out = op.process([rows[i] for _, i in chunk], ctx)
+            if op.expensive and ctx.model_calls == before:  # the operator did not count: rows
+                ctx.model_calls += len(chunk)
+            if len(out) != len(chunk):
+                raise ValueError(f"{op.name}: process() returned {len(out)} results for "
+                                 f"{len(chunk)} rows (it must return one per row)")
             fresh = {h: r for (h, _), r in zip(chunk, out)}
             results.update(fresh)
             if memo is not None:
