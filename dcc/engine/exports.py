@@ -3,6 +3,12 @@
 An export is rewritten when the node's content differs from what was last written there or
 the file on disk is not the file dcc wrote (its stat signature changed). The writer
 (`dcc.ops.sinks`) writes to a temporary name and renames, so a reader never sees half a file.
+
+Two builds of one recipe may finish at the same moment: each export is written under a lock
+on its path (in the store), and freshness is checked again once the lock is held, so the
+second build finds the first one's file instead of racing it (replacing a folder is two
+renames, which must not interleave). Before writing, temporaries that a killed writer left
+beside the export (`.dcc-tmp-<pid>-...` of a dead pid) are removed.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from dcc.cache.atomic import remove_stale_temps
 from dcc.cache.fingerprint import file_content
+from dcc.cache.hashing import canonical_bytes, digest
 from dcc.cache.store import DiskStore
 from dcc.compiler.ir import Program
 
@@ -31,24 +39,39 @@ class ExportResult:
 def write_exports(program: Program, store: DiskStore, results: dict[str, Any],
                   table: Callable[[str], pl.DataFrame], dry_run: bool) -> list[ExportResult]:
     out = []
-    state = store.export_state
+    if not dry_run:
+        for folder in sorted({str(Path(e.path).parent) for e in program.exports}):
+            remove_stale_temps(folder)
     for exp in program.exports:
         res = results[exp.node]
-        node_name = program.node(exp.node).name
-        prev = state.get(exp.path)
-        fresh = (prev is not None and res.content is not None and prev[0] == res.content
-                 and _content(exp.path, store) == prev[1])
-        if fresh or dry_run or res.content is None:
-            out.append(ExportResult(node_name, exp.display, res.rows_out,
-                                    prev[1] if fresh and prev else None, False))
+        # The binding the export statement names (when the compiler records it: two bindings
+        # may compute one node), else the node's first name.
+        node_name = getattr(exp, "binding", None) or program.node(exp.node).name
+        fresh = _fresh(exp.path, res.content, store)
+        if fresh is not None or dry_run or res.content is None:
+            out.append(ExportResult(node_name, exp.display, res.rows_out, fresh, False))
             continue
-        from dcc.ops.sinks import write_export
+        df = table(exp.node)
+        with store.lock(digest(canonical_bytes({"export": exp.path}))):
+            fresh = _fresh(exp.path, res.content, store)  # another build may have written it
+            if fresh is not None:
+                out.append(ExportResult(node_name, exp.display, res.rows_out, fresh, False))
+                continue
+            from dcc.ops.sinks import write_export
 
-        write_export(table(exp.node), Path(exp.path))
-        content = file_content(exp.path, store.stat_cache)
-        state[exp.path] = (res.content, content)
+            write_export(df, Path(exp.path))
+            content = file_content(exp.path, store.stat_cache)
+            store.export_state[exp.path] = (res.content, content)
         out.append(ExportResult(node_name, exp.display, res.rows_out, content, True))
     return out
+
+
+def _fresh(path: str, artifact: str | None, store: DiskStore) -> str | None:
+    """The export file's content if it holds `artifact` as dcc last wrote it, else None."""
+    prev = store.export_state.get(path)
+    if prev is None or artifact is None or prev[0] != artifact:
+        return None
+    return prev[1] if _content(path, store) == prev[1] else None
 
 
 def _content(path: str, store: DiskStore) -> str | None:
