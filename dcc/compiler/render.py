@@ -34,8 +34,8 @@ def graph_json(program: Program) -> dict[str, Any]:
 def graph_dot(program: Program) -> str:
     lines = [f'digraph "{program.name}" {{', "  rankdir=LR;", "  node [shape=box];"]
     for node in program.nodes():
-        label = f"{node.name}\\n{node.op_name}"
-        lines.append(f'  {node.id} [label="{_esc(label)}"];')
+        label = f"{_esc(node.name)}\\n{_esc(node.op_name)}"  # dot's \n: a line break
+        lines.append(f'  {node.id} [label="{label}"];')
     for a, b in sorted(program.graph.edges):
         lines.append(f"  {a} -> {b};")
     for i, e in enumerate(program.exports):
@@ -58,11 +58,13 @@ def graph_mermaid(program: Program) -> str:
 
 
 def _esc(s: str) -> str:
-    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\\\\n", "\\n")
+    """Text inside a dot string: a backslash or quote is literal, a newline breaks the line.
+    (A path like 'dir\\new.jsonl' must not turn into a line break.)"""
+    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _mm(s: str) -> str:
-    return s.replace('"', "#quot;")
+    return s.replace('"', "#quot;").replace("\n", "<br/>")
 
 
 def dumps(obj: Any) -> str:
