@@ -65,7 +65,13 @@ def _caret_width(span: Span, text: str) -> int:
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
-    """'did you mean X?' from difflib over the names in scope, or None."""
+    """'did you mean X?' from difflib over the names in scope, or None.
+
+    >>> did_you_mean("select.lenght", ["select.length", "select.words"])
+    "did you mean 'select.length'?"
+    >>> did_you_mean("zzz", ["select.length"]) is None
+    True
+    """
     found = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{found[0]}'?" if found else None
 

@@ -39,7 +39,16 @@ def grammar() -> Lark:
 
 
 def parse(text: str, path: str) -> tuple[A.Recipe, list[Diagnostic]]:
-    """Parse a recipe file; returns the statements that parsed and every diagnostic."""
+    """Parse a recipe file; returns the statements that parsed and every diagnostic.
+
+    >>> recipe, diags = parse('x = load.jsonl("a.jsonl") |\\nexport x to "o.jsonl"', "r.recipe")
+    >>> print(diags[0].render())
+    r.recipe:1:28: error: expected an operator after '|' (found end of statement)
+      1 | x = load.jsonl("a.jsonl") |
+        |                            ^
+    >>> [type(s).__name__ for s in recipe.stmts]
+    ['ExportStmt']
+    """
     recipe, diags, _ = parse_full(text, path)
     return recipe, diags
 
