@@ -211,7 +211,11 @@ def _statements(tokens: list[Token]) -> list[tuple[list[Token], Token | None]]:
     for i, tok in enumerate(tokens):
         if tok.type == "_NL":
             nxt = _next_significant(tokens, i)
-            if stack and nxt is not None and _starts_statement(tokens, nxt):
+            # inside brackets, `NAME =` at column 1 is a new statement (the bracket was left
+            # open) unless the line before ended with ',' or an opener: `mix(\na, b,\nn=2)`
+            if stack and nxt is not None and _starts_statement(tokens, nxt) and (
+                    tokens[nxt].type in STMT_KEYWORDS
+                    or (cur[-1].type != "COMMA" and cur[-1].type not in OPEN)):
                 groups.append((cur, stack[-1]))
                 stack.clear()
                 cur = []

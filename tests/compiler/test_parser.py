@@ -487,3 +487,19 @@ def test_the_quoted_line_is_the_reported_line(sep: str) -> None:
     (d,) = diags
     assert d.span.line == 2
     assert d.render().splitlines()[1] == "  2 | y = a $ b"
+
+
+@pytest.mark.parametrize("text", [
+    "x = mix(\na, b,\nweights=[1, 2])",
+    "x = f(\nn=1)",
+    "x = f(\n  a=1,\nb=2,\n)",
+])
+def test_an_argument_at_column_1_inside_brackets_continues_the_call(text: str) -> None:
+    (binding,) = stmts(text)
+    assert isinstance(binding.value, A.Call)
+
+
+def test_a_statement_keyword_inside_brackets_starts_a_new_statement() -> None:
+    recipe, diags = parse('x = f(a=1,\nexport y to "o.jsonl"', P)
+    assert [(d.span.line, d.span.col, d.message) for d in diags] == [(1, 6, "unclosed '('")]
+    assert [type(s).__name__ for s in recipe.stmts] == ["ExportStmt"]
