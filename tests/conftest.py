@@ -52,7 +52,7 @@ def cli(*args: str, cwd: str | os.PathLike[str] | None = None,
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     full_env.pop("DCC_DEBUG", None)  # a user's run: no raw tracebacks
     proc = subprocess.run([sys.executable, "-m", "dcc", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
     return proc.returncode, proc.stdout, proc.stderr
 
 

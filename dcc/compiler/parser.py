@@ -59,8 +59,7 @@ def parse_full(text: str, path: str) -> tuple[A.Recipe, list[Diagnostic], set[st
     The resolver stays quiet about those names: after `x = f(` the user needs one error at
     the '(' and not a second "unknown name 'x'" at every use of x.
     """
-    if text.startswith("\ufeff"):  # a byte-order mark is not part of the recipe
-        text = text[1:]
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the recipe
     register_source(path, text)
     diags: list[Diagnostic] = []
     blanked: set[int] = set()

@@ -326,13 +326,13 @@ class Resolver:
         return self._add_node(op, inputs, call, spans)
 
     @staticmethod
-    def _problem_span(cls: type[Op], values: dict, spans: dict[str, Span],
+    def _problem_span(op_cls: type[Op], values: dict, spans: dict[str, Span],
                       call: A.Call) -> Span:
         """Where a constructor's complaint points: the argument `validate()` names, if any
         (the bad regex, not the operator's name)."""
-        bare = cls.__new__(cls)
+        bare = op_cls.__new__(op_cls)
         try:
-            bare.p = cls.bind(values)
+            bare.p = op_cls.bind(values)
             problems = bare.validate()
         except Exception:  # noqa: BLE001 - only choosing a caret position
             problems = []

@@ -220,7 +220,7 @@ def test_every_error_of_a_file_is_reported_in_one_run() -> None:
 
 
 def test_broken_definitions_are_named_so_their_uses_stay_quiet() -> None:
-    _, diags, broken = parse_full(MULTI, P)
+    _, _, broken = parse_full(MULTI, P)
     assert broken == {"x", "y", "w", "v"}  # `to` is no name, so no use of it can parse
     _, _, broken = parse_full('pipeline p(a = b\nuse "l.recipe" as lib x\nparam q 1', P)
     assert broken == {"p", "lib", "q"}
@@ -336,6 +336,7 @@ def test_statements_end_at_newlines() -> None:
 
 def test_crlf_line_endings() -> None:
     a, b = stmts('a = f(x=1)\r\nb = a\r\n  | g()\r\n')
+    assert a.span == span(1, 1, 1, 11)
     assert b.span == span(2, 1, 3, 8)
 
 
