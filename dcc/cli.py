@@ -110,12 +110,12 @@ def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, target: str
     """Build RECIPE's exports (or --target), recomputing only what changed."""
     if executor == "ray":
         raise UsageError("--executor ray is not available in this version; use --executor local")
+    store = _open_store(recipe, cache_dir)
     program = _compile(recipe, sets, target=target, optimize=not no_optimize, out_dir=out_dir,
-                       allow_outside=allow_write_outside)
+                       allow_outside=allow_write_outside, memo=store.plan_memo)
     from dcc.engine.build import build as run_build
 
     _check_names(program, resample, "--resample")
-    store = _open_store(recipe, cache_dir)
     if locked:
         from dcc.engine.lockfile import check_lock
 
@@ -146,10 +146,12 @@ def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, target: str
 def plan(recipe: str, sets: tuple[str, ...], cache_dir: str | None, target: str | None,
          as_json: bool, explain: bool, no_optimize: bool) -> None:
     """Say what a build would run and what is cached, and why, without running anything."""
-    program = _compile(recipe, sets, target=target, optimize=not no_optimize)
+    store = _open_store(recipe, cache_dir)
+    program = _compile(recipe, sets, target=target, optimize=not no_optimize,
+                       memo=store.plan_memo)
     from dcc.engine.build import plan as run_plan
 
-    result = run_plan(program, _open_store(recipe, cache_dir), target=target)
+    result = run_plan(program, store, target=target)
     if as_json:
         data = result.to_json()
         data["journal"] = program.journal

@@ -43,7 +43,7 @@ from dcc.cache.gc import select_victims
 from dcc.cache.hashing import hash_file
 from dcc.errors import CacheError
 
-_KEY, _STAT, _BUILD, _EXPORT = "key:", "stat:", "build:", "export:"
+_KEY, _STAT, _BUILD, _EXPORT, _PLAN = "key:", "stat:", "build:", "export:", "plan:"
 
 
 class DiskStore:
@@ -64,6 +64,7 @@ class DiskStore:
             ) from e
         self._stat_cache = IndexMap(self._index, _STAT)
         self._export_state = IndexMap(self._index, _EXPORT)
+        self._plan_memo = IndexMap(self._index, _PLAN)
         self._rowmemo: diskcache.Cache | None = None
 
     def close(self) -> None:
@@ -177,6 +178,12 @@ class DiskStore:
         """Export path -> (artifact content, file content) of what the last build wrote
         there, so an unchanged export is not rewritten."""
         return self._export_state
+
+    @property
+    def plan_memo(self) -> IndexMap:
+        """What the optimizer learned from data (sampled selectivities), so a no-op rebuild
+        plans without reading data again."""
+        return self._plan_memo
 
     def rowmemo_cache(self) -> diskcache.Cache:
         """The diskcache behind RowMemo (root/rowmemo), opened on first use."""

@@ -9,6 +9,7 @@ All diagnostics of a run are collected; if any is an error, `compile_recipe` rai
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 
 from dcc.compiler.diagnostics import Diagnostic
 from dcc.compiler.ir import Program
@@ -17,7 +18,8 @@ from dcc.errors import RecipeError
 
 def compile_recipe(path: str, overrides: dict[str, str] | None = None, *,
                    out_dir: str | None = None, allow_outside: bool = False,
-                   target: str | None = None, optimize: bool = True) -> Program:
+                   target: str | None = None, optimize: bool = True,
+                   memo: MutableMapping[str, tuple] | None = None) -> Program:
     from dcc.compiler import schema
     from dcc.compiler.resolve import Resolver, apply_overrides, load_module
 
@@ -47,7 +49,7 @@ def compile_recipe(path: str, overrides: dict[str, str] | None = None, *,
     if optimize:
         from dcc.compiler.passes import optimize as run_passes
 
-        run_passes(program, target=target)
+        run_passes(program, target=target, memo=memo)
     return program
 
 

@@ -63,6 +63,15 @@ class Program:
     params: dict[str, Any]
     warnings: list[Diagnostic] = field(default_factory=list)
     journal: list[str] = field(default_factory=list)
+    # Fused stages (set by the fuse_rowwise pass): last node id -> the chain's node ids.
+    stages: dict[str, list[str]] = field(default_factory=dict)
+
+    def stage_of(self, node_id: str) -> list[str] | None:
+        """The fused chain a node belongs to, or None."""
+        for chain in self.stages.values():
+            if node_id in chain:
+                return chain
+        return None
 
     def node(self, node_id: str) -> Node:
         return self.graph.nodes[node_id]["node"]

@@ -47,6 +47,7 @@ class NodeResult:
     stats: dict[str, Any] = field(default_factory=dict)
     expensive: bool = False
     new_rows: int | None = None  # for a dry run of an expensive node: rows the memo lacks
+    stage: str | None = None  # the fused stage (named by its last node) this node ran in
 
 
 @dataclass
@@ -67,6 +68,9 @@ class BuildResult:
                     entry["model_calls"] = r.model_calls
                 if r.reason:
                     entry["reason"] = r.reason
+                if r.stage:
+                    entry["stage"] = r.stage
+                    entry["materialized"] = r.stage == name
                 if r.stats:
                     entry["stats"] = r.stats
                 nodes.append(entry)
@@ -101,7 +105,8 @@ class Builder:
         order = [n for n in self.program.nodes() if n.id in needed]
         self.consumers = Counter(i for n in order for i in n.inputs)
         for node in order:
-            self.results[node.id] = self._visit(node)
+            if node.id not in self.results:  # members of a fused stage arrive together
+                self._visit_any(node)
         exports: list[ExportResult] = []
         if self.target is None:
             exports = write_exports(self.program, self.store, self.results, self._table,
@@ -110,6 +115,95 @@ class Builder:
             self._record_build()
         return BuildResult(self.program.name, [self.results[n.id] for n in order], exports,
                            time.perf_counter() - start)
+
+    def _visit_any(self, node: Node) -> None:
+        chain = self.program.stage_of(node.id)
+        if chain and chain[0] == node.id:
+            self._visit_stage([self.program.node(i) for i in chain])
+        else:
+            self.results[node.id] = self._visit(node)
+
+    # -- fused stages ------------------------------------------------------------------------
+    def _visit_stage(self, nodes: list[Node]) -> None:
+        """A fused chain: one key per node (each keyed on its predecessor's key, since the
+        intermediate tables never exist), one lookup and one run for the whole stage."""
+        results = [NodeResult(n.id, list(n.names), n.op_name, "would-run", stage=nodes[-1].name)
+                   for n in nodes]
+        for n, r in zip(nodes, results):
+            self.results[n.id] = r
+        inputs = self._input_contents(nodes[0])
+        if inputs is None:
+            pending = self.program.node(nodes[0].inputs[0]).name
+            for r in results:
+                r.reason = f"an input will be rebuilt ({pending})"
+            return
+        prev: tuple[str, ...] = inputs
+        for n, r in zip(nodes, results):
+            r.parts, uncacheable = node_parts(n, prev)
+            if r.parts is None:  # cannot key it: run the chain node by node instead
+                for m in nodes:
+                    self.results[m.id] = self._visit(m)
+                return
+            r.key = r.parts.key()
+            prev = (r.key,)
+        last = results[-1]
+        forced = any(self.resample & set(n.names) for n in nodes)
+        record = None if forced else self.store.lookup(last.key)
+        if record is None:
+            reason = "forced by --resample" if forced else self._why_miss(nodes[-1], last.parts)
+            for r in results:
+                r.reason = reason
+            if self.dry_run:
+                results[0].rows_in = self._rows_in(nodes[0])
+                return
+            with self.store.lock(last.key):
+                record = None if forced else self.store.lookup(last.key)
+                if record is None:
+                    self._run_stage(nodes, results)
+                    return
+        self._stage_cached(nodes, results, record)
+
+    def _stage_cached(self, nodes: list[Node], results: list[NodeResult],
+                      record: Record) -> None:
+        rows = list(record.stats.get("stage_rows") or [None] * len(nodes))
+        rows_in = self._rows_in(nodes[0])
+        for n, r, out in zip(nodes, results, rows):
+            r.status, r.rows_in, r.rows_out, r.reason = "cached", rows_in, out, ""
+            r.content = r.key  # never materialized: its key names its content
+            rows_in = out
+        results[-1].content, results[-1].rows_out = record.content, record.rows
+        self.emit(ev.NodeCached(nodes[-1].name, nodes[-1].op_name, record.rows))
+
+    def _run_stage(self, nodes: list[Node], results: list[NodeResult]) -> None:
+        from dcc.engine.stages import run_stage
+
+        last = results[-1]
+        df_in = self._table(nodes[0].inputs[0])
+        label = "+".join(n.op_name for n in nodes)
+        self.emit(ev.NodeStarted(nodes[-1].name, label, df_in.height))
+        t0 = time.perf_counter()
+        try:
+            df, counts = run_stage(nodes, df_in)
+        except Exception as e:  # name the stage's nodes: any of them may be the culprit
+            names = ", ".join(n.name for n in nodes)
+            msg = f"{type(e).__name__}: {e} (in the fused stage {names})"
+            self.emit(ev.NodeFailed(nodes[-1].name, label, msg))
+            raise OperatorError(nodes[-1].name, msg) from e
+        rows_in = df_in.height
+        for r, out in zip(results, counts):
+            r.status, r.rows_in, r.rows_out = "ran", rows_in, out
+            r.content = r.key  # never materialized: its key names its content
+            rows_in = out
+        last.content = write_table(df, self.store)
+        last.seconds = time.perf_counter() - t0
+        self.store.save(last.key, Record(content=last.content, rows=df.height,
+                                         schema=schema_of(df), stats={"stage_rows": counts},
+                                         node=nodes[-1].name, recipe=self.program.path,
+                                         created=time.time()))
+        self.tables[nodes[-1].id] = df
+        self._release(nodes[0])
+        self.emit(ev.NodeFinished(nodes[-1].name, label, df_in.height, df.height,
+                                  last.seconds))
 
     def _visit(self, node: Node) -> NodeResult:
         res = NodeResult(node.id, list(node.names), node.op_name, "would-run",
@@ -252,7 +346,14 @@ class Builder:
             for name in res.names or [res.id]:
                 data[name] = {"key": res.key, "parts": res.parts.to_dict(),
                               "content": res.content}
-        self.store.set_last_build(self.program.path, data)
+        if _canonical(data) != _canonical(self.last):  # a no-op rebuild writes nothing
+            self.store.set_last_build(self.program.path, data)
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(data, sort_keys=True, default=str)
 
 
 def build(program: Program, store: DiskStore, **kwargs: Any) -> BuildResult:

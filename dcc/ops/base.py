@@ -161,6 +161,11 @@ class Source(Op):
     def load(self, ctx: RunContext) -> pl.DataFrame:
         raise NotImplementedError
 
+    def head(self, n: int) -> pl.DataFrame | None:
+        """The first `n` rows, read cheaply, for the optimizer's selectivity sampling; None
+        when this source cannot read a prefix without reading everything."""
+        return None
+
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
         return self.load(ctx)
 

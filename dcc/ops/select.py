@@ -86,6 +86,7 @@ class SelectLength(_Bounded):
     """
 
     name = "select.length"
+    cost = 1.0  # relative per-row cost, measured on the 1M-row bench set
     version = 1
     params = (
         P("field", "str", doc="the text column to measure", column=True, col_type="str"),
@@ -116,6 +117,7 @@ class SelectWords(_Bounded):
     """
 
     name = "select.words"
+    cost = 3.0  # relative per-row cost, measured on the 1M-row bench set
     version = 1
     params = (
         P("field", "str", doc="the text column to count", column=True, col_type="str"),
@@ -150,6 +152,7 @@ class SelectRegex(Filter):
     """
 
     name = "select.regex"
+    cost = 4.0  # relative per-row cost, measured on the 1M-row bench set
     version = 1
     params = (
         P("field", "str", doc="the text column to search", column=True, col_type="str"),

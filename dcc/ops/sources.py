@@ -230,6 +230,16 @@ class LoadJsonl(Source):
                 ctx.stats["skipped_lines"] = 0
         return df
 
+    def head(self, n: int) -> pl.DataFrame | None:
+        lines: list[bytes] = []
+        with open(self.p["path"], "rb") as f:
+            for raw in f:
+                if raw.strip() and _bad_line(raw) is None:
+                    lines.append(raw.rstrip(b"\r\n"))
+                    if len(lines) >= n:
+                        break
+        return _read_ndjson(b"\n".join(lines)) if lines else None
+
     def _careful_load(self, path: str, ctx: RunContext) -> pl.DataFrame:
         """The slow path, taken only when polars cannot read the file: check line by line."""
         good: list[tuple[int, bytes]] = []

@@ -1,0 +1,58 @@
+"""Running a fused stage: a chain of row-wise nodes as one lazy polars query.
+
+No intermediate table is built or stored; each node's row count is captured inside the same
+query by a `pl.len()` column after the node, which polars cannot move across the filters
+around it. If the stage ends empty those columns are empty too, and the counts are recovered
+by evaluating the chain's masks over the input (still one query, no table per node).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dcc.compiler.ir import Node
+from dcc.ops.base import Filter, Map
+
+if TYPE_CHECKING:
+    import polars as pl
+
+_COUNT = "__dcc_rows_{}"
+
+
+def run_stage(nodes: list[Node], df: pl.DataFrame) -> tuple[pl.DataFrame, list[int]]:
+    """Apply every node of a stage to `df`; returns the result and each node's rows out."""
+    import polars as pl
+
+    lf = df.lazy()
+    names = []
+    for i, node in enumerate(nodes):
+        lf = _apply(node, lf)
+        names.append(_COUNT.format(i))
+        lf = lf.with_columns(pl.len().cast(pl.Int64).alias(names[-1]))
+    out = lf.collect()
+    if out.height:
+        counts = [int(out[name][0]) for name in names]
+    else:
+        counts = _counts_when_empty(nodes, df)
+    return out.drop(names), counts
+
+
+def _apply(node: Node, lf: pl.LazyFrame) -> pl.LazyFrame:
+    op = node.op
+    if isinstance(op, Filter):
+        return lf.filter(op.predicate())
+    if isinstance(op, Map):
+        return lf.with_columns(op.exprs())
+    raise TypeError(f"{op.name} cannot run inside a fused stage")
+
+
+def _counts_when_empty(nodes: list[Node], df: pl.DataFrame) -> list[int]:
+    """Rows after each node, by running the prefix chains' lengths in one collect_all."""
+    import polars as pl
+
+    lf = df.lazy()
+    plans = []
+    for node in nodes:
+        lf = _apply(node, lf)
+        plans.append(lf.select(pl.len()))
+    return [int(r.item()) for r in pl.collect_all(plans)]
