@@ -14,6 +14,7 @@ import pty
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +235,17 @@ def test_json_mode_prints_only_json_on_stdout(proj: Path) -> None:
 
 def test_a_terminal_gets_live_progress_and_the_same_results(proj: Path) -> None:
     master, slave = pty.openpty()
+    seen = bytearray()
+
+    def drain() -> None:  # keep the terminal's buffer from filling up and blocking the child
+        try:
+            while chunk := os.read(master, 4096):
+                seen.extend(chunk)
+        except OSError:
+            pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
         r = subprocess.run([sys.executable, "-m", "dcc", "build", "r.recipe", "--json"],
                            cwd=proj, stdout=subprocess.PIPE, stderr=slave, text=True,
@@ -243,9 +255,11 @@ def test_a_terminal_gets_live_progress_and_the_same_results(proj: Path) -> None:
                             env=env(TERM="xterm"))
     finally:
         os.close(slave)
+        reader.join(timeout=10)
         os.close(master)
     assert r.returncode == 0 and set(statuses(json.loads(r.stdout)).values()) == {"ran"}
     assert r2.returncode == 0 and "dcc build cli_check" in r2.stdout
+    assert b"cached" in seen and b"src" in seen  # progress went to the terminal
 
 
 # -- the cache folder --------------------------------------------------------------------------
