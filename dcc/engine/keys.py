@@ -9,6 +9,7 @@ leaves every downstream key unchanged.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from dcc.cache.fingerprint import Unfingerprintable, code_fingerprint, file_content, fingerprint
 from dcc.cache.keys import KeyParts
@@ -36,13 +37,14 @@ def source_contents(node: Node, store: DiskStore) -> tuple[str, ...]:
     return tuple(out)
 
 
-def node_parts(node: Node, inputs: tuple[str, ...]) -> tuple[KeyParts | None, str | None]:
+def node_parts(node: Node, inputs: tuple[str, ...],
+               stat_cache: Any = None) -> tuple[KeyParts | None, str | None]:
     """(parts, None) for a cacheable node, or (None, reason) when something cannot be keyed."""
     op = node.op
     params = op.key_params()
     try:
         fingerprint(params)
-        model = op.model_identity() if hasattr(op, "model_identity") else None
+        model = op.model_identity(stat_cache)
     except Unfingerprintable as e:
         return None, f"uncacheable: {e}"
     seed = params.get("seed") if op.stochastic else None

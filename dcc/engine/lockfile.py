@@ -29,8 +29,9 @@ def lock_data(program: Program, store: DiskStore) -> dict[str, Any]:
         if op.n_inputs == 0:
             for path, content in zip(op.files(), source_contents(node, store)):  # type: ignore
                 sources[os.path.relpath(path, base)] = content
-        if hasattr(op, "model_identity"):
-            models[node.name] = op.model_identity()
+        identity = op.model_identity(store.stat_cache)
+        if identity is not None:
+            models[node.name] = identity
     return {"dcc": __version__, "recipe": program.name, "sources": dict(sorted(sources.items())),
             "operators": dict(sorted(operators.items())), "models": models}
 

@@ -133,6 +133,12 @@ class Op:
         base = inputs[0] if inputs else Schema.unknown()
         return base.with_columns(**{c: "any" for c in self.writes()})
 
+    def model_identity(self, stat_cache: Any = None) -> str | None:
+        """What identifies the model this operator calls (resolved revision or a hash of its
+        weight files), for the node key; None when it calls no model. `stat_cache` lets a
+        local model's files be hashed once and trusted while their stat is unchanged."""
+        return None
+
     def key_params(self) -> dict[str, Any]:
         """Parameters that go into the node key: all but file paths (keyed by content)."""
         return {k: v for k, v in self.p.items() if not (self.spec(k) and self.spec(k).path)}
