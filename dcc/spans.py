@@ -32,7 +32,9 @@ class SourceFile:
     _lines: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self._lines = self.text.splitlines()
+        # Only "\n" ends a line for spans (lark counts that way); str.splitlines would also
+        # break at \f, \x85 and U+2028 and quote the wrong line under a caret.
+        self._lines = [ln.rstrip("\r") for ln in self.text.split("\n")]
 
     def line(self, n: int) -> str:
         """The text of 1-based line `n`, or '' past the end."""

@@ -148,9 +148,6 @@ def test_build_json_has_the_documented_shape(proj: Path) -> None:
     assert {e["path"] for e in rep["exports"]} == {"out/tidy.jsonl", "out/twin.jsonl"}
 
 
-@pytest.mark.xfail(strict=True, reason="compiler: Export does not record which binding the "
-                   "export statement names, so two bindings computing the same node both "
-                   "export as the node's first name (`export twin` reports node 'tidy')")
 def test_each_export_names_the_binding_it_exports(proj: Path) -> None:
     rep = build_json(proj)
     assert {e["path"]: e["node"] for e in rep["exports"]} == \

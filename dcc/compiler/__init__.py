@@ -27,6 +27,7 @@ def compile_recipe(path: str, overrides: dict[str, str] | None = None, *,
     main = load_module(path, "", diags, [])
     if main is None:
         raise RecipeError(diags)
+    syntax_ok = not any(d.is_error for d in diags)
     apply_overrides(main, overrides or {}, diags)
     resolver = Resolver(out_dir=out_dir, allow_outside=allow_outside)
     resolver.resolve(main)
@@ -40,7 +41,10 @@ def compile_recipe(path: str, overrides: dict[str, str] | None = None, *,
 
         diags.append(error(None, f"--target: no binding named '{target}'",
                            did_you_mean(target, program.bindings)))
-    if not any(d.is_error for d in diags):
+    # Column checks run over every node that resolved, so a missing column is reported in the
+    # same run as, say, an unknown operator elsewhere in the file (but not on top of syntax
+    # errors, where the file is not yet what its author means).
+    if syntax_ok:
         schema.propagate(program.nodes(), diags)
     errors = [d for d in diags if d.is_error]
     if errors:

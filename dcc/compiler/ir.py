@@ -49,6 +49,7 @@ class Export:
     path: str  # absolute
     display: str  # as written in the recipe
     span: Span
+    binding: str | None = None  # the binding the statement names, when it names one
 
 
 @dataclass

@@ -148,7 +148,9 @@ class Resolver:
         finally:
             self._namer.pop()
         target = self._export_path(mod, stmt.path)
-        self.exports.append(Export(node_id, target, stmt.path.value, stmt.span))
+        named = stmt.value.name if isinstance(stmt.value, A.Ref) else None
+        binding = mod.qualify(named) if named and named in mod.bindings else None
+        self.exports.append(Export(node_id, target, stmt.path.value, stmt.span, binding))
 
     def _export_path(self, mod: Module, path: A.Str) -> str:
         base = self.out_dir or mod.dir

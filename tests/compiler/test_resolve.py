@@ -396,7 +396,7 @@ def test_alias_clashes(diags) -> None:
 def test_errors_inside_an_imported_file_point_into_that_file(diags) -> None:
     files = {"lib/bad.recipe": "x = load.jsonl(\"data.jsonl\") | select.lenght(min=1)\n"}
     found = diags('use "lib/bad.recipe" as bad\nexport bad.x to "o.jsonl"', files=files)
-    (d,) = found
+    (d,) = [d for d in found if "operator" in d.message]  # the lib's data file is absent too
     assert d.span.file.endswith(os.path.join("lib", "bad.recipe"))
     assert (d.span.line, d.span.col, d.message) == (1, 32, "unknown operator 'select.lenght'")
 

@@ -233,11 +233,6 @@ def test_graph_json_lists_each_nodes_columns(build, run_cli) -> None:
                        "x": ["instruction", "n", "output", "prompt"]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dcc/compiler/__init__.py runs schema.propagate only when resolving found no error, so "
-    "a missing source or column is not reported alongside a name error in another binding; "
-    "DESIGN.md asks for every error of the file in one run (the nodes that did resolve form "
-    "a closed subgraph, so propagating over them is safe)"))
 def test_schema_errors_are_reported_together_with_name_errors(build) -> None:
     path = build('x = load.jsonl("a.jsonl") | select.length(field="outptu", min=1)\n'
                  'y = load.jsonl("nope.jsonl")\n'
