@@ -23,6 +23,9 @@ def run_stage(nodes: list[Node], df: pl.DataFrame) -> tuple[pl.DataFrame, list[i
     """Apply every node of a stage to `df`; returns the result and each node's rows out."""
     import polars as pl
 
+    casts = {str(e.meta.output_name()): e for n in nodes for e in n.op.null_text_casts(df.schema)}
+    if casts:
+        df = df.with_columns(list(casts.values()))
     lf = df.lazy()
     names = []
     for i, node in enumerate(nodes):

@@ -147,6 +147,17 @@ class Op:
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
         raise NotImplementedError(f"{type(self).__name__} must implement run()")
 
+    def null_text_casts(self, schema: Any) -> list[pl.Expr]:
+        """Casts that let text operators read a column whose every value is null (polars
+        types it Null, not String): such a column is read as text, all nulls. Executors
+        apply them before a row-wise operator (or a fused stage) reads the column."""
+        import polars as pl
+
+        cols = [c for spec in self.params if spec.column and spec.col_type == "str"
+                for c in _as_list(self.p.get(spec.name))]
+        return [pl.col(c).cast(pl.String) for c in dict.fromkeys(cols)
+                if schema.get(c) == pl.Null]
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.p.items())
         return f"{self.name}({args})"
@@ -189,7 +200,9 @@ class Filter(Op):
         raise NotImplementedError
 
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
-        return inputs[0].filter(self.predicate())
+        df = inputs[0]
+        casts = self.null_text_casts(df.schema)
+        return (df.with_columns(casts) if casts else df).filter(self.predicate())
 
 
 class Map(Op):
@@ -202,7 +215,9 @@ class Map(Op):
         raise NotImplementedError
 
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
-        return inputs[0].with_columns(self.exprs())
+        df = inputs[0]
+        casts = self.null_text_casts(df.schema)
+        return (df.with_columns(casts) if casts else df).with_columns(self.exprs())
 
 
 class RowPython(Op):
@@ -227,6 +242,12 @@ class Combinator(Op):
 
     kind = "combinator"
     n_inputs = None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 __all__ = ["Op", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
