@@ -29,7 +29,7 @@ def run_stage(nodes: list[Node], df: pl.DataFrame) -> tuple[pl.DataFrame, list[i
     lf = df.lazy()
     names = []
     for i, node in enumerate(nodes):
-        lf = _apply(node, lf)
+        lf = _apply(node, lf, tuple(names))
         names.append(_COUNT.format(i))
         lf = lf.with_columns(pl.len().cast(pl.Int64).alias(names[-1]))
     out = lf.collect()
@@ -40,12 +40,12 @@ def run_stage(nodes: list[Node], df: pl.DataFrame) -> tuple[pl.DataFrame, list[i
     return out.drop(names), counts
 
 
-def _apply(node: Node, lf: pl.LazyFrame) -> pl.LazyFrame:
+def _apply(node: Node, lf: pl.LazyFrame, carry: tuple[str, ...] = ()) -> pl.LazyFrame:
     op = node.op
     if isinstance(op, Filter):
         return lf.filter(op.predicate())
     if isinstance(op, Map):
-        return lf.with_columns(op.exprs())
+        return op.transform(lf, carry)
     raise TypeError(f"{op.name} cannot run inside a fused stage")
 
 

@@ -13,8 +13,13 @@ from dcc.ops.base import Op
 
 _REGISTRY: dict[str, type[Op]] = {}
 _LOADED = False
-_BUILTIN_MODULES = ("dcc.ops.sources", "dcc.ops.select", "dcc.ops.rewrite",
-                    "dcc.ops.combinators")
+_BUILTIN_MODULES = (
+    "dcc.ops.sources",
+    "dcc.ops.select",
+    "dcc.ops.rewrite",
+    "dcc.ops.combinators",
+    "dcc.ops.columns",
+)
 
 
 def register(cls: type[Op]) -> type[Op]:

@@ -139,6 +139,14 @@ class Op:
         local model's files be hashed once and trusted while their stat is unchanged."""
         return None
 
+    def input_columns(self, needed: set[str] | None) -> set[str] | None:
+        """Columns this operator needs from its input(s) when its consumers need `needed`
+        of its output (None: all). Projection pruning walks this backwards from the exports.
+        By default: what is needed, minus what it writes itself, plus what it reads."""
+        if needed is None:
+            return None
+        return (set(needed) - set(self.writes())) | set(self.reads())
+
     def key_params(self) -> dict[str, Any]:
         """Parameters that go into the node key: all but file paths (keyed by content)."""
         return {k: v for k, v in self.p.items() if not (self.spec(k) and self.spec(k).path)}
@@ -214,10 +222,15 @@ class Map(Op):
     def exprs(self) -> list[pl.Expr]:
         raise NotImplementedError
 
+    def transform(self, frame: Any, carry: tuple[str, ...] = ()) -> Any:
+        """Apply to a DataFrame or a LazyFrame (same API); column projections override it
+        and must keep the `carry` columns (an executor's bookkeeping) untouched."""
+        return frame.with_columns(self.exprs())
+
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
         df = inputs[0]
         casts = self.null_text_casts(df.schema)
-        return (df.with_columns(casts) if casts else df).with_columns(self.exprs())
+        return self.transform(df.with_columns(casts) if casts else df)
 
 
 class RowPython(Op):

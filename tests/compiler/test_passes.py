@@ -190,6 +190,8 @@ STAGES = st.sampled_from([
     'select.dedup(fields=["t"], method="exact")',
     'select.dedup(fields=["u", "t"], method="exact")',
     'select.sample(fraction=0.{k}, seed={n})',
+    'columns.keep(names=["u", "t"])',
+    'columns.rename(mapping={{"u": "u"}})',
 ])
 
 
@@ -232,3 +234,51 @@ def test_optimizing_never_changes_the_exports(tmp_path_factory, case) -> None:  
             build(prog, store)
         outputs.append({p.name: p.read_bytes() for p in sorted((root / "out").iterdir())})
     assert outputs[0] == outputs[1]
+
+
+# -- prune_columns ------------------------------------------------------------------------------
+def _parquet(tmp_path: Path) -> None:
+    import polars as pl
+
+    pl.DataFrame({"t": ["alpha beta", "b"], "u": ["x", "y"], "big": ["z" * 50] * 2}) \
+        .write_parquet(tmp_path / "d.parquet")
+
+
+def test_prune_columns_tells_parquet_sources_what_to_read(tmp_path: Path) -> None:
+    from dcc.compiler.passes.prune_columns import prune_columns
+
+    _parquet(tmp_path)
+    p = program(tmp_path, 'x = load.parquet("d.parquet") | select.length(field="u", min=1)'
+                          ' | columns.keep(names=["t"])\nexport x to "o.jsonl"\n')
+    assert prune_columns(p) == ["x@1 (load.parquet) reads only t, u"]
+    assert prune_columns(p) == []  # already narrowed: a fixed point
+
+
+@pytest.mark.parametrize("tail", [
+    'select.length(field="u", min=1)',                 # every column reaches the export
+    'columns.drop(names=["big"]) | select.dedup(fields=["t"])',  # drop needs what it drops
+])
+def test_prune_columns_refuses_when_every_column_is_observable(tmp_path: Path, tail: str) -> None:
+    from dcc.compiler.passes.prune_columns import prune_columns
+
+    _parquet(tmp_path)
+    p = program(tmp_path, f'x = load.parquet("d.parquet") | {tail}\nexport x to "o.jsonl"\n')
+    assert prune_columns(p) == []
+
+
+def test_pruned_and_unpruned_builds_export_the_same_bytes(tmp_path: Path) -> None:
+    _parquet(tmp_path)
+    text = ('x = load.parquet("d.parquet") | columns.rename(mapping={"u": "v"})'
+            ' | select.length(field="v", min=1) | columns.keep(names=["t", "v"])\n'
+            'export x to "out/o.jsonl"\n')
+    outs = []
+    for optimize in (False, True):
+        root = tmp_path / str(optimize)
+        root.mkdir()
+        _parquet(root)
+        (root / "r.recipe").write_text(text)
+        prog = compile_recipe(str(root / "r.recipe"), optimize=optimize)
+        with DiskStore(root / ".dcc") as store:
+            build(prog, store)
+        outs.append((root / "out" / "o.jsonl").read_bytes())
+    assert outs[0] == outs[1] and b'"v":"x"' in outs[0] and b"big" not in outs[0]

@@ -14,11 +14,12 @@ from typing import Any, Callable
 from dcc.compiler.ir import Program
 from dcc.compiler.passes.dedupe_nodes import dedupe_nodes
 from dcc.compiler.passes.fuse_rowwise import fuse_rowwise
+from dcc.compiler.passes.prune_columns import prune_columns
 from dcc.compiler.passes.prune_dead import prune_dead
 from dcc.compiler.passes.reorder_filters import reorder_filters
 
-PASSES: tuple[Callable[..., list[str]], ...] = (prune_dead, dedupe_nodes, reorder_filters,
-                                                  fuse_rowwise)
+PASSES: tuple[Callable[..., list[str]], ...] = (prune_dead, dedupe_nodes, prune_columns,
+                                                  reorder_filters, fuse_rowwise)
 MAX_ROUNDS = 10
 
 
