@@ -19,6 +19,7 @@ _BUILTIN_MODULES = (
     "dcc.ops.rewrite",
     "dcc.ops.combinators",
     "dcc.ops.columns",
+    "dcc.ops.prompted",
 )
 
 
