@@ -14,10 +14,11 @@ the columns it names are checked against the input's schema. In `{{ ... }}` a nu
 as the empty string and a list or dict as JSON; inside expressions values keep their types
 (`{{ instances[0].output }}`).
 
-The model is named as in every model operator (a hub id, a local folder, or
-`openai:URL#MODEL`, see `dcc/ops/models/openai_http.py`) and resolved only when the node
-runs or is keyed. Messages are sent as a chat: an optional `system` message, then the prompt
-as the user's message.
+The model is named as in every model operator (a folder beside the recipe, a hub id, or
+`openai:URL#MODEL`, see `dcc/ops/models/openai_http.py`): `model` is a path parameter, as
+`dcc.ops.models.resolve.model_param()` makes it, and enters the key as the model's identity,
+not as text. It is resolved (`resolve_model`) only when the node is keyed or runs. Messages
+are sent as a chat: an optional `system` message, then the prompt as the user's message.
 
 This module is longer than the house ~300 lines because the score parser's table of
 free-text forms is part of `select.judge`'s contract and lives beside it.
@@ -35,12 +36,13 @@ from dcc.errors import DccError, ParamError
 from dcc.ops import register
 from dcc.ops.base import P, RowPython, RunContext
 from dcc.ops.models import GenerationConfig
-from dcc.ops.models.openai_http import PREFIX as OPENAI_PREFIX
-from dcc.ops.models.openai_http import OpenAIBackend, parse_ref
 from dcc.schema import Schema
 
 if TYPE_CHECKING:
     from jinja2 import Template
+
+
+OPENAI_PREFIX = "openai:"  # dcc.ops.models.openai_http.PREFIX, without importing http.client
 
 
 class PromptError(DccError):
@@ -113,20 +115,40 @@ def _as_text(value: Any) -> str:
 
 
 # -- the shared base -----------------------------------------------------------------------------
-def load_model(ref: str, options: dict[str, Any]) -> Any:
-    """The backend for a model reference, through `dcc.ops.models.resolve.resolve_model`;
-    while that module is absent, `openai:` references are served directly."""
+def openai_ref(value: str) -> str | None:
+    """The `openai:URL#MODEL` reference in a `model` value, or None when it names none.
+
+    `model` is a path parameter (so a local folder is found beside the recipe), and the
+    compiler joins it to the recipe's folder; this undoes that for an endpoint, as
+    `dcc.ops.models.resolve.parse_ref` does.
+
+    >>> openai_ref("/recipes/openai:http:/127.0.0.1:8000/v1#m")
+    'openai:http://127.0.0.1:8000/v1#m'
+    >>> openai_ref("./tiny") is None
+    True
+    """
+    at = value.find(OPENAI_PREFIX)
+    if at == 0 or (at > 0 and value[at - 1] in "/\\"):
+        return re.sub(r"^(openai:[a-z+]+:)/(?!/)", r"\1//", value[at:])
+    return None
+
+
+def load_model(ref: str, options: dict[str, Any], stat_cache: Any = None) -> Any:
+    """The backend for a `model` value, through `dcc.ops.models.resolve.resolve_model`;
+    where that module is absent, `openai:` references are still served."""
     try:
         from dcc.ops.models.resolve import resolve_model
     except ModuleNotFoundError as e:
         if e.name != "dcc.ops.models.resolve":
             raise
-        if ref.startswith(OPENAI_PREFIX):
-            return OpenAIBackend.from_ref(ref, options=options)
-        raise ParamError(f"model '{ref}': this install cannot load local models "
-                         "(dcc.ops.models.resolve is missing)") from None
-    return resolve_model(ref, recipe_dir=options.get("recipe_dir"), kind="generate",
-                         options=options)
+        endpoint = openai_ref(ref)
+        if endpoint is None:
+            raise ParamError(f"model '{ref}': this install cannot load local models "
+                             "(dcc.ops.models.resolve is missing)") from None
+        from dcc.ops.models.openai_http import OpenAIBackend
+
+        return OpenAIBackend.from_ref(endpoint, options=options)
+    return resolve_model(ref, kind="causal", options=options, stat_cache=stat_cache)
 
 
 class _Prompted(RowPython):
@@ -148,8 +170,10 @@ class _Prompted(RowPython):
         )
 
     def validate(self) -> list[tuple[str | None, str]]:
-        ref = self.p["model"]
-        if ref.startswith(OPENAI_PREFIX):
+        ref = openai_ref(self.p["model"])
+        if ref is not None:
+            from dcc.ops.models.openai_http import parse_ref
+
             try:
                 parse_ref(ref)
             except ParamError as e:
@@ -181,11 +205,11 @@ class _Prompted(RowPython):
                                  f"input does not have; {hint}")
 
     # -- the model -------------------------------------------------------------------------
-    def backend(self, options: dict[str, Any] | None = None) -> Any:
+    def backend(self, options: dict[str, Any] | None = None, stat_cache: Any = None) -> Any:
         """The model backend, resolved once per operator (the key and the run share it)."""
         cached = self.__dict__.get("_backend")
         if cached is None:
-            cached = load_model(self.p["model"], dict(options or {}))
+            cached = load_model(self.p["model"], dict(options or {}), stat_cache)
             self.__dict__["_backend"] = cached
         return cached
 
@@ -193,7 +217,7 @@ class _Prompted(RowPython):
         return {k: v for k, v in self.__dict__.items() if k != "_backend"}
 
     def model_identity(self, stat_cache: Any = None) -> str | None:
-        return self.backend().identity
+        return str(self.backend(None, stat_cache).identity)
 
     def config(self) -> GenerationConfig:
         return GenerationConfig(max_new_tokens=self.p["max_tokens"],
@@ -253,7 +277,7 @@ _NUM = r"(\d+(?:\.\d+)?(?!\.?\d)|zero|one|two|three|four|five|six|seven|eight|ni
 _TAIL = (r"(?:\s*(?:-|–|to)\s*(\d+(?:\.\d+)?)(?!\s*(?:/|out\s+of)))?"  # a range: 7-8
          r"(?:\s*\(?\s*(?:/|out\s+of|of)\s*(\d+(?:\.\d+)?|five|ten|hundred)\b|\s*(%))?")
 _KEY = r"\b(?:scores?|rating|rate|rated|grade|graded|mark|verdict)\b"
-_TIERS = [re.compile(p, re.IGNORECASE) for p in (
+_TIER_PATTERNS = (
     # 1. "Final score: 8", "Overall rating - 4 out of 5"
     r"\b(?:final|overall|total)\s+" + _KEY + r"[^\d\n]{0,25}?" + _NUM + _TAIL,
     # 2. "Score: 7/10", "Rating: [[7]]", "score = 8"
@@ -269,7 +293,12 @@ _TIERS = [re.compile(p, re.IGNORECASE) for p in (
     # 7. a fraction anywhere: "deserves a 9/10", "3 out of 5"
     (r"(?<![\d.])(\d+(?:\.\d+)?)(?:\s*(?:-|–|to)\s*(\d+(?:\.\d+)?))?"
      r"\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?|five|ten|hundred)\b()"),
-)]
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _tiers() -> list[re.Pattern[str]]:  # compiled on first use: the registry stays cheap
+    return [re.compile(p, re.IGNORECASE) for p in _TIER_PATTERNS]
 
 
 def _number(token: str) -> float:
@@ -303,7 +332,7 @@ def parse_score(text: str | None, scale: int = 10) -> float | None:
     if not text:
         return None
     plain = re.sub(r"\*\*|__|`", "", text).strip()
-    for i, pattern in enumerate(_TIERS):
+    for i, pattern in enumerate(_tiers()):
         subject = text if i == 5 else plain  # the bold form needs the asterisks
         for m in pattern.finditer(subject):
             value = _from_match(m.groups(), scale)
@@ -375,7 +404,8 @@ class SelectJudge(_Prompted):
     version = 1
     RESERVED = frozenset({"rubric", "scale"})
     params = (
-        P("model", "str", doc="the judge: a hub id, a local folder or openai:URL#MODEL"),
+        P("model", "str", path=True,
+          doc="the judge: a folder beside the recipe, a hub id 'org/name' or openai:URL#MODEL"),
         P("min_score", "number", None, doc="keep rows scored at least this (null: keep all)",
           min=0),
         P("field", "str", None, doc="the one column to show the judge", column=True),
@@ -539,7 +569,8 @@ class RewriteLLM(_Prompted):
     version = 1
     params = (
         P("field", "str", doc="the text column to rewrite", column=True, col_type="str"),
-        P("model", "str", doc="the model: a hub id, a local folder or openai:URL#MODEL"),
+        P("model", "str", path=True,
+          doc="the model: a folder beside the recipe, a hub id 'org/name' or openai:URL#MODEL"),
         P("instruction", "str", None, doc="what to do to the text (the default prompt)"),
         P("template", "str", None, doc="a Jinja2 template for the whole prompt"),
         P("into", "str", None, doc="write the result here instead of replacing `field`"),

@@ -24,6 +24,17 @@ def _no_outer_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_backends() -> Iterator[None]:
+    """resolve_model keeps one backend per reference and process; a test's server is new."""
+    yield
+    try:
+        from dcc.ops.models.resolve import clear_backends
+    except ImportError:
+        return
+    clear_backends()
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAI]:
     server = FakeOpenAI().start()

@@ -6,6 +6,7 @@ back-off is switched off through the environment so scripted failures cost nothi
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -14,7 +15,14 @@ from fake_openai import FakeOpenAI
 from dcc.errors import ParamError
 from dcc.ops import get
 from dcc.ops.base import RunContext
-from dcc.ops.prompted import DEFAULT_RUBRIC, PromptError, RewriteLLM, SelectJudge
+from dcc.ops.models.openai_http import OpenAIBackend
+from dcc.ops.prompted import (
+    DEFAULT_RUBRIC,
+    PromptError,
+    RewriteLLM,
+    SelectJudge,
+    load_model,
+)
 from dcc.schema import Schema
 
 
@@ -131,6 +139,26 @@ def test_parameter_checks(cls: type, kw: dict[str, Any], words: str) -> None:
 def test_a_malformed_openai_reference_is_caught_at_construction() -> None:
     with pytest.raises(ParamError, match="names no model"):
         SelectJudge(model="openai:http://127.0.0.1:9/v1")
+    with pytest.raises(ParamError, match="names no model"):  # as the compiler passes it
+        SelectJudge(model="/recipes/openai:http:/127.0.0.1:9/v1")
+
+
+def test_the_model_as_the_compiler_joined_it_to_the_recipe_folder(fake: FakeOpenAI) -> None:
+    joined = f"/recipes/here/openai:http:/127.0.0.1:{fake.port}/v1#m"  # os.path.normpath'd
+    op = SelectJudge(model=joined, field="instruction")
+    assert "model" not in op.key_params()  # a path parameter: it enters the key as identity
+    assert op.model_identity().startswith(f"openai:{fake.url}#m ")
+
+
+def test_without_the_resolver_endpoints_still_load(fake: FakeOpenAI,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "dcc.ops.models.resolve", None)  # as if not installed
+    fake.reply = scripted
+    op = judge(fake, field="instruction")
+    assert op.process(ROWS[:1], RunContext("j")) == [{"_judge": 9.0}]
+    assert isinstance(op.backend(), OpenAIBackend)
+    with pytest.raises(ParamError, match="cannot load local models"):
+        load_model("/recipes/tiny", {})
 
 
 # -- select.judge against the server -------------------------------------------------------------
