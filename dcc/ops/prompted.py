@@ -382,6 +382,10 @@ class SelectJudge(_Prompted):
     re-asks the model for every row: to try thresholds, score once with `min_score=null` and
     filter the `_judge` column downstream.
 
+    A remote judge (`openai:URL#MODEL`) is keyed by its URL, name and the server's /models
+    entry: new weights served under an unchanged name are invisible to the cache, so serve
+    versioned model names.
+
     Example:  select.judge(model="openai:http://127.0.0.1:8000/v1#qwen2.5-7b",
                            fields=["instruction", "output"], min_score=7)
 
@@ -548,7 +552,8 @@ class RewriteLLM(_Prompted):
     not used: the row keeps its original text (copied to `into` when `into` is given) and is
     counted in the node's stats as `empty` or `refused`. A null `field` is not sent to the
     model: it stays null (and `into` gets null), counted as `null_input`. Rows are never
-    dropped.
+    dropped. As with `select.judge`, an `openai:` model is keyed by URL, name and /models
+    entry, so serve versioned model names.
 
     Example:  rewrite.llm(field="output", model="openai:http://127.0.0.1:8000/v1#qwen2.5-7b",
                           instruction="Fix grammar and spelling; keep the meaning.")
