@@ -139,7 +139,7 @@ class Builder:
             return
         prev: tuple[str, ...] = inputs
         for n, r in zip(nodes, results):
-            r.parts, uncacheable = node_parts(n, prev, self.store.stat_cache)
+            r.parts, uncacheable = node_parts(n, prev, self.store.stat_cache, self.store.plan_memo)
             if r.parts is None:  # cannot key it: run the chain node by node instead
                 for m in nodes:
                     self.results[m.id] = self._visit(m)
@@ -217,7 +217,11 @@ class Builder:
                        if self.results[i].content is None]
             res.reason = f"an input will be rebuilt ({', '.join(pending)})"
             return res
-        res.parts, uncacheable = node_parts(node, inputs, self.store.stat_cache)
+        try:  # keying may ask a model server for its identity: failures name the node
+            res.parts, uncacheable = node_parts(node, inputs, self.store.stat_cache,
+                                                self.store.plan_memo)
+        except DccError as e:
+            raise OperatorError(node.name, str(e)) from None
         res.rows_in = self._rows_in(node)
         if res.parts is None:
             res.reason = uncacheable or "uncacheable"

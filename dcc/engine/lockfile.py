@@ -25,7 +25,7 @@ def lock_data(program: Program, store: DiskStore) -> dict[str, Any]:
     models: dict[str, str] = {}
     for node in program.nodes():
         op = node.op
-        operators[op.name] = {"version": op.version, "code": op_code(type(op))}
+        operators[op.name] = {"version": op.version, "code": op_code(type(op), store.plan_memo)}
         if op.n_inputs == 0:
             for path, content in zip(op.files(), source_contents(node, store)):  # type: ignore
                 sources[os.path.relpath(path, base)] = content
