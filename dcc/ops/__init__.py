@@ -20,6 +20,8 @@ _BUILTIN_MODULES = (
     "dcc.ops.combinators",
     "dcc.ops.columns",
     "dcc.ops.prompted",
+    "dcc.ops.rules",
+    "dcc.ops.textedit",
 )
 
 
