@@ -95,7 +95,7 @@ def test_dedupe_refuses_nodes_that_differ(tmp_path: Path, b_expr: str) -> None:
 CHAIN = ('x = load.jsonl("d.jsonl")\n'
          '  | select.regex(field="u", pattern="x")\n'      # keeps 3/5, cost 4
          '  | select.length(field="t", min=2)\n'           # keeps 4/5, cost 1
-         '  | select.words(field="t", min=3)\n'            # keeps 3/5, cost 3
+         '  | select.words(field="t", min=3)\n'            # keeps 3/5, cost 15
          'export x to "o.jsonl"\n')
 
 
@@ -103,8 +103,8 @@ def test_reorder_puts_the_most_rows_dropped_per_cost_first(tmp_path: Path) -> No
     p = program(tmp_path, CHAIN)
     journal = reorder_filters(p)
     assert len(journal) == 1
-    # drop per cost: length 0.2/1 = 0.2, words 0.4/3 = 0.13, regex 0.4/4 = 0.1
-    assert ops_of(p, "x") == ["load.jsonl", "select.length", "select.words", "select.regex"]
+    # drop per cost: length 0.2/1 = 0.2, regex 0.4/4 = 0.1, words 0.4/15 = 0.027
+    assert ops_of(p, "x") == ["load.jsonl", "select.length", "select.regex", "select.words"]
 
 
 def test_reorder_uses_a_memo_instead_of_reading_data_again(tmp_path: Path) -> None:
