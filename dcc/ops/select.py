@@ -187,17 +187,40 @@ class SelectRegex(Filter):
 
 @register
 class SelectDedup(DatasetOp):
-    """Exact deduplication: keep the first row of each distinct key, in the original order.
+    """Drop duplicate rows, keeping the first of each group in the original order.
 
-    The key is the tuple of the listed `fields`; two rows are duplicates when every listed
-    field is equal. Values are compared exactly as stored: case, whitespace and Unicode form
-    all count, null equals null, and null differs from "". With normalize=true each string
-    field of the key is compared after NFKC, lowercasing, collapsing every run of whitespace
-    to one space and stripping the ends ("Hello  World" == "hello world"); the kept row is
-    still unchanged. Non-string fields (numbers, lists, structs) are always compared exactly.
-    Only method="exact" exists so far.
+    method="exact" (default): the key is the tuple of the listed `fields`; two rows are
+    duplicates when every listed field is equal. Values are compared exactly as stored: case,
+    whitespace and Unicode form all count, null equals null, and null differs from "". With
+    normalize=true each string field of the key is compared after NFKC, lowercasing,
+    collapsing every run of whitespace to one space and stripping the ends ("Hello  World" ==
+    "hello world"); the kept row is still unchanged. Non-string fields (numbers, lists,
+    structs) are always compared exactly.
 
-    Example:  select.dedup(fields=["instruction", "input"])
+    method="minhash" | "simhash" (near-duplicates; details and formulas in dcc/ops/neardup.py):
+    the text of a row is its string `fields` joined with a newline, a null field read as ""
+    (normalize=true: NFKC and lowercase first). Shingles are `ngram` consecutive words (as
+    Python's str.split(); unit="char": code points). minhash: rows whose shingle sets have
+    Jaccard >= `threshold` are duplicates, found by MinHash-LSH with `num_perm` permutations
+    and bands chosen for recall (pairs at 7/8 of the threshold still collide with probability
+    >= 0.95), then every candidate verified by its exact Jaccard (verify="signature": by the
+    signature estimate). simhash: 64-bit SimHash fingerprints within `max_hamming` bits are
+    duplicates. Duplicates link transitively: each connected cluster keeps exactly one row,
+    its first, so a~b~c keeps a even when a and c alone are below the threshold. Rows with
+    no words at all (null, "", whitespace) count as identical to each other. `seed` picks the
+    hash functions: the same seed and input give the same rows.
+
+    method="semantic": SemDeDup (dcc/ops/semantic.py) on embeddings from `model`: within each
+    of `n_clusters` k-means clusters, a row whose cosine similarity to a kept row exceeds
+    `threshold` is dropped, keep-first; needs the models extra (pip install
+    'dcc-recipes[models]'), and `dcc check` reports a model reference that names nothing.
+
+    Stats: exact records `duplicates` (rows dropped); minhash and simhash also record
+    `candidate_pairs`, `verified_pairs`, `clusters` (clusters of two or more rows) and
+    `identical_rows` (rows whose text repeats an earlier row's, merged before hashing).
+    A parameter of another method is an error: 'num_perm' applies to method="minhash" only.
+
+    Example:  select.dedup(fields=["output"], method="minhash", threshold=0.8)
 
     >>> import polars as pl
     >>> df = pl.DataFrame({"q": ["a", "b", "a", "A "], "n": [1, 2, 3, 4]})
@@ -205,17 +228,104 @@ class SelectDedup(DatasetOp):
     [1, 2, 4]
     >>> SelectDedup(fields=["q"], normalize=True).run([df], RunContext("t"))["n"].to_list()
     [1, 2]
+    >>> df = pl.DataFrame({"t": ["one two three four five six seven eight nine ten",
+    ...                          "one two three four five six seven eight nine TEN",
+    ...                          "something else entirely, with its own words"]})
+    >>> op = SelectDedup(fields=["t"], method="minhash", ngram=2, threshold=0.7)
+    >>> ctx = RunContext("t")
+    >>> op.run([df], ctx)["t"].str.slice(0, 9).to_list(), ctx.stats["duplicates"]
+    (['one two t', 'something'], 1)
     """
 
     name = "select.dedup"
-    version = 1
+    version = 2
     params = (
-        P("fields", "list[str]", doc="columns whose values together form the key",
-          column=True),
-        P("method", "str", "exact", doc="how duplicates are found", choices=("exact",)),
-        P("normalize", "bool", False,
-          doc="compare strings after NFKC, lowercase and whitespace collapsing"),
+        P("fields", "list[str]", doc="columns whose values together form the key (near-dup "
+          "methods: string columns, joined with a newline)", column=True),
+        P("method", "str", "exact", doc="how duplicates are found",
+          choices=("exact", "minhash", "simhash", "semantic")),
+        P("normalize", "bool", False, doc="compare strings after NFKC and lowercasing (exact "
+          "also collapses whitespace)"),
+        P("threshold", "float", None, doc="minhash: Jaccard at or above which rows are "
+          "duplicates (default 0.8); semantic: cosine similarity (default 0.95); in (0, 1]"),
+        P("ngram", "int", None, doc="minhash, simhash: units per shingle (default 5)", min=1),
+        P("unit", "str", None, doc="minhash, simhash: shingles of \"word\" (default) or "
+          "\"char\"", choices=("word", "char")),
+        P("num_perm", "int", None, doc="minhash: permutations per signature (default 128)",
+          min=16),
+        P("bands", "int", None, doc="minhash: LSH bands (default: chosen for the threshold; "
+          "give with rows_per_band)", min=1),
+        P("rows_per_band", "int", None, doc="minhash: signature values per band (default: "
+          "chosen for the threshold)", min=1),
+        P("verify", "str", None, doc="minhash: check candidates by exact \"jaccard\" (default) "
+          "or the \"signature\" estimate", choices=("jaccard", "signature")),
+        P("max_hamming", "int", None, doc="simhash: most differing bits between duplicates "
+          "(default 3)", min=0, max=8),
+        P("seed", "int", 1, doc="seed of the hash functions (minhash, simhash, semantic)"),
+        P("model", "str", None, path=True, doc="semantic: embedding model: folder beside the "
+          "recipe, hub id 'org/name' or 'openai:URL#model' (default: packaged "
+          "all-MiniLM-L6-v2)"),
+        P("n_clusters", "int", None, doc="semantic: k-means clusters (default: the square root "
+          "of the row count)", min=1),
     )
+    # Which methods each method-specific parameter applies to (null means "not given"), and
+    # the value it takes when not given.
+    ONLY = (("threshold", ("minhash", "semantic")), ("ngram", ("minhash", "simhash")),
+            ("unit", ("minhash", "simhash")), ("num_perm", ("minhash",)),
+            ("bands", ("minhash",)), ("rows_per_band", ("minhash",)), ("verify", ("minhash",)),
+            ("max_hamming", ("simhash",)), ("model", ("semantic",)),
+            ("n_clusters", ("semantic",)))
+    DEFAULTS = (("threshold", 0.8), ("ngram", 5), ("unit", "word"), ("num_perm", 128),
+                ("verify", "jaccard"), ("max_hamming", 3))
+    SEMANTIC_THRESHOLD = 0.95
+
+    def validate(self) -> list[tuple[str | None, str]]:
+        p, method = self.p, self.p["method"]
+        for name, methods in self.ONLY:
+            if p[name] is not None and method not in methods:
+                which = " or ".join(f"method=\"{m}\"" for m in methods)
+                return [(name, f"'{name}' applies to {which} only (got method=\"{method}\")")]
+        if method == "semantic" and p["normalize"]:
+            return [("normalize", "'normalize' does not apply to method=\"semantic\"")]
+        if method == "semantic":
+            try:
+                from dcc.ops.models.resolve import ModelNotFound, parse_ref
+            except ImportError:
+                pass
+            else:
+                try:  # a reference that cannot name anything is a compile-time error
+                    parse_ref(p["model"])
+                except ModelNotFound as e:
+                    return [("model", str(e))]
+        t = p["threshold"]
+        if t is not None and not 0 < t <= 1:
+            return [("threshold", f"'threshold' must be in (0, 1] (got {t!r})")]
+        if (p["bands"] is None) != (p["rows_per_band"] is None):
+            return [("rows_per_band" if p["bands"] is None else "bands",
+                     "give 'bands' and 'rows_per_band' together (or neither)")]
+        num_perm = self._near_options()["num_perm"]
+        if p["bands"] is not None and p["bands"] * p["rows_per_band"] > num_perm:
+            return [("bands", (f"bands x rows_per_band must be <= num_perm ({p['bands']} x "
+                               f"{p['rows_per_band']} > {num_perm})"))]
+        return []
+
+    def _near_options(self) -> dict:
+        """minhash/simhash keyword arguments of dcc.ops.neardup.near_duplicates, defaults in."""
+        opts = {name: self.p[name] for name in ("threshold", "ngram", "unit", "num_perm",
+                                                 "bands", "rows_per_band", "verify",
+                                                 "max_hamming", "seed")}
+        return {**opts, **{k: v for k, v in self.DEFAULTS if opts[k] is None}}
+
+    def model_identity(self, stat_cache: object = None) -> str | None:
+        """semantic: the identity of `model` (resolved revision or weight-file hashes), None
+        for the other methods."""
+        if self.p["method"] != "semantic":
+            return None
+        try:
+            from dcc.ops.models.resolve import model_identity
+        except ImportError:  # no model backends here: run() fails before anything is cached
+            return None
+        return model_identity(self.p["model"], stat_cache)
 
     def _key(self, df: pl.DataFrame) -> list[pl.Expr]:
         import polars as pl
@@ -229,16 +339,73 @@ class SelectDedup(DatasetOp):
             keys.append(col)
         return keys
 
+    def _text(self, df: pl.DataFrame) -> pl.Series:
+        """The near-dup text of each row: the fields joined with a newline, null as ""."""
+        import polars as pl
+
+        from dcc.errors import DataError
+
+        parts = []
+        for name in self.p["fields"]:
+            dtype = df.schema.get(name)
+            if dtype not in (pl.String, pl.Null):
+                raise DataError(f"select.dedup(method=\"{self.p['method']}\") reads text, but "
+                                f"column '{name}' is {dtype}; list string columns only")
+            col = pl.col(name).cast(pl.String).fill_null("")
+            if self.p["normalize"]:
+                col = col.str.normalize("NFKC").str.to_lowercase()
+            parts.append(col)
+        return df.select(pl.concat_str(parts, separator="\n").alias("text"))["text"]
+
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
         import polars as pl
 
-        df = inputs[0]
+        df, method = inputs[0], self.p["method"]
+        if method == "semantic":
+            return self._semantic(df, ctx)
+        if method in ("minhash", "simhash"):
+            from dcc.ops.neardup import near_duplicates
+
+            res = near_duplicates(self._text(df), method, **self._near_options())
+            ctx.stats.update(res.stats)
+            return df.filter(pl.Series(res.keep))
         keys = self._key(df)
-        first = keys[0].is_first_distinct() if len(keys) == 1 else \
-            pl.struct(keys).is_first_distinct()
-        out = df.filter(first)
+        out = df.filter(self._first_distinct(df.select(
+            [k.alias(f"k{i}") for i, k in enumerate(keys)])))
         ctx.stats["duplicates"] = df.height - out.height
         return out
+
+    @staticmethod
+    def _first_distinct(keys: pl.DataFrame) -> pl.Series:
+        """True where a row's key tuple is the first of its kind: grouped by a row hash, then
+        checked value by value (dcc.ops.neardup.first_of_kind); on a hash collision, polars
+        compares the values themselves."""
+        import numpy as np
+        import polars as pl
+
+        from dcc.ops.neardup import first_of_kind
+
+        first = first_of_kind(keys)
+        if first is None:
+            return keys.select(pl.struct(pl.all()).is_first_distinct()).to_series()
+        return pl.Series(first == np.arange(keys.height))
+
+    def _semantic(self, df: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
+        from dcc.errors import DataError
+
+        hint = ("select.dedup(method=\"semantic\") needs embeddings, which come with the "
+                "models extra: pip install 'dcc-recipes[models]'")
+        try:
+            from dcc.ops.semantic import semdedup
+        except ImportError as exc:
+            raise DataError(f"{hint} (could not import dcc.ops.semantic: {exc})") from None
+        threshold = self.p["threshold"] or self.SEMANTIC_THRESHOLD
+        n_clusters = self.p["n_clusters"] or max(1, math.isqrt(df.height))
+        try:
+            return semdedup(df, self.p["fields"], threshold, self.p["model"], n_clusters,
+                            self.p["seed"], ctx)
+        except ImportError as exc:  # torch or transformers missing underneath
+            raise DataError(f"{hint} ({exc})") from None
 
 
 @register
