@@ -186,8 +186,9 @@ def test_dedup_normalize_is_opt_in() -> None:
 
 
 def test_dedup_method_choices() -> None:
-    with pytest.raises(ParamError, match="'method' must be one of 'exact'"):
-        SelectDedup(fields=["t"], method="minhash")
+    with pytest.raises(ParamError, match="'method' must be one of 'exact', 'minhash', "
+                                         "'simhash', 'semantic'"):
+        SelectDedup(fields=["t"], method="fuzzy")
     with pytest.raises(ParamError, match="must name at least one column"):
         SelectDedup(fields=[])
 
