@@ -22,6 +22,7 @@ _BUILTIN_MODULES = (
     "dcc.ops.prompted",
     "dcc.ops.rules",
     "dcc.ops.textedit",
+    "dcc.ops.scorers",
 )
 
 

@@ -1,0 +1,408 @@
+"""Model-based selection: perplexity, IFD, DEITA-style diversity and k-center coresets.
+
+Two kinds of operator live here, and the split is what keeps model calls cheap:
+
+* Scorers (`select.perplexity`, `select.ifd`) are row-wise and `expensive`: the engine sends
+  only rows its row memo lacks, so a rebuild, or a source grown by 1%, costs (about) no model
+  calls. Each writes its score to a documented column (`_ppl`, `_ifd`) and can drop rows
+  outside `min`..`max` (both inclusive) on the way. A row whose score does not exist (an empty
+  text has no tokens) gets null, fails any `min`/`max`, and is kept when neither is given.
+* Keeping the best fraction or count needs every row's score at once, which a row-wise step
+  never sees. `select.topk(by=..., n=... | fraction=..., descending=...)` (dcc/ops/rules.py)
+  is that final step: a cheap whole-dataset operator on any numeric column. So "the 30% of
+  rows with the lowest perplexity" is `select.perplexity(field="text", model=m) |
+  select.topk(by="_ppl", fraction=0.3, descending=false)`; changing the 30% re-runs only
+  `select.topk`, never the model.
+  Thresholds given to a scorer are part of its memo key (the memo stores what the row
+  produced, kept or dropped), so to tune a threshold without re-scoring, score with no
+  `min`/`max` and filter downstream.
+* `select.diverse` and `select.kcenter` need every row's embedding and the rows chosen so
+  far: they are whole-dataset operators that call the embedding model themselves (counted in
+  `model_calls`: one per distinct text embedded) and are cached per node, not per row.
+
+The `model` parameter of every operator here takes a folder beside the recipe (`"./tiny"`),
+a hub id, or an `openai:` endpoint (see `dcc.ops.models.resolve`); embedding operators
+default to the packaged all-MiniLM-L6-v2. A model's identity (hash of its files, or hub
+commit) is part of every node key.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dcc.errors import ParamError
+from dcc.ops import register
+from dcc.ops.base import REQUIRED, DatasetOp, P, RowPython, RunContext
+from dcc.ops.models.resolve import (
+    ModelNotFound,
+    model_identity,
+    model_param,
+    parse_ref,
+    resolve_model,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+MODELS_EXTRA = (("torch", "models"), ("transformers", "models"))
+
+
+class ModelOp:
+    """Mixin for operators with a `model` parameter: checked reference, identity, backend.
+
+    The parameter keeps the value as the compiler made it (a folder beside the recipe is
+    absolute); `parse_ref` reads it each time it is needed, which costs a few stat calls."""
+
+    model_kind: ClassVar[str] = "causal"
+    p: dict[str, Any]
+    name: ClassVar[str]
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)  # type: ignore[call-arg]
+        try:  # a reference that cannot name anything is a compile-time error
+            parse_ref(self.p.get("model"))
+        except ModelNotFound as e:
+            raise ParamError(f"{self.name}: {e}") from None
+
+    def model_identity(self, stat_cache: Any = None) -> str | None:
+        return model_identity(self.p.get("model"), stat_cache)
+
+    def backend(self, ctx: RunContext) -> Any:
+        return resolve_model(self.p.get("model"), kind=self.model_kind, options=ctx.options)
+
+
+def _bounds_problem(p: dict[str, Any]) -> list[tuple[str | None, str]]:
+    lo, hi = p.get("min"), p.get("max")
+    if lo is not None and hi is not None and lo > hi:
+        return [("max", f"'max' must be >= 'min' (got min={lo}, max={hi})")]
+    return []
+
+
+def _kept(value: float | None, p: dict[str, Any]) -> bool:
+    lo, hi = p.get("min"), p.get("max")
+    if lo is None and hi is None:
+        return True
+    if value is None:
+        return False
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+@register
+class SelectPerplexity(ModelOp, RowPython):
+    """Score each row's `field` by its perplexity under a causal LM, into the column `_ppl`.
+
+    `_ppl` = exp(mean negative log-likelihood per token) of the text, scored from the start of
+    the sequence (the model's BOS token is the only context). Lower means more fluent or more
+    typical of what the model was trained on; shuffled characters and boilerplate-free noise
+    score high. A null or empty field has no tokens: `_ppl` is null. With `min` and/or `max`,
+    rows outside that range (inclusive) are dropped; for the lowest or highest fraction, follow
+    with `select.topk(by="_ppl", descending=false, ...)`. Row-memoized: a rebuild costs no
+    model calls.
+
+    Example:  select.perplexity(field="text", model="./tiny", max=200.0)
+    """
+
+    name = "select.perplexity"
+    version = 1
+    expensive = True
+    cost = 1000.0
+    requires = MODELS_EXTRA
+    params = (
+        P("field", "str", doc="the text column to score", column=True, col_type="str"),
+        model_param(REQUIRED, doc="causal LM: folder beside the recipe, hub id, or "
+                    "'openai:URL#model'"),
+        P("min", "float", None, doc="lowest perplexity kept (inclusive)", min=0.0),
+        P("max", "float", None, doc="highest perplexity kept (inclusive)", min=0.0),
+    )
+
+    def validate(self) -> list[tuple[str | None, str]]:
+        return _bounds_problem(self.p)
+
+    def writes(self) -> list[str]:
+        return ["_ppl"]
+
+    def output_schema(self, inputs: list[Any]) -> Any:
+        return super().output_schema(inputs).with_columns(_ppl="float")
+
+    def process(self, rows: list[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any] | None]:
+        texts = [row.get(self.p["field"]) or "" for row in rows]
+        scores = self.backend(ctx).score([""] * len(texts), texts)
+        out: list[dict[str, Any] | None] = []
+        for s in scores:
+            ppl = _finite(math.exp(s.mean_loss)) if s.logprobs else None
+            out.append({"_ppl": ppl} if _kept(ppl, self.p) else None)
+        return out
+
+
+IFD_TEMPLATES = {
+    # The instruction, a newline, then the response: how GSM8K-style text reads.
+    "plain": "{instruction}\n",
+    # Stanford Alpaca's prompt, as used by Li et al.'s Cherry-LLM code for IFD.
+    "alpaca": ("Below is an instruction that describes a task. Write a response that "
+               "appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n"
+               "### Response:\n"),
+}
+
+
+@register
+class SelectIFD(ModelOp, RowPython):
+    """Score each row by Instruction-Following Difficulty (Li et al., 2024, "From Quantity to
+    Quality"), into the column `_ifd`.
+
+    `_ifd` = loss(output | prompt) / loss(output), where loss is the mean negative
+    log-likelihood per token of `output` under a causal LM, once after the prompt and once
+    alone (after BOS only). The output's tokens are the same in both. The prompt is the
+    instruction (and `input`, when that column is given and the row's value is not empty,
+    after a blank line) formatted with `template`:
+      "plain"  (default): "{instruction}\\n" then the output;
+      "alpaca": the Stanford Alpaca prompt ("Below is an instruction ... ### Instruction:\\n
+                {instruction}\\n\\n### Response:\\n"), as in the paper's code.
+    IFD < 1: the instruction makes the output easier to predict; the lower, the more it
+    helps. IFD >= 1 means the instruction does not help at all (the paper discards those
+    rows: give max=0.999). High IFD below 1 marks instructions that are hard to follow,
+    the ones the paper selects (`select.topk(by="_ifd", fraction=0.1)` after this). An empty
+    output scores null. With `min`/`max`, rows outside (inclusive) are dropped.
+
+    Example:  select.ifd(instruction="question", output="answer", model="./tiny", max=0.999)
+    """
+
+    name = "select.ifd"
+    version = 1
+    expensive = True
+    cost = 2000.0
+    requires = MODELS_EXTRA
+    params = (
+        P("instruction", "str", "instruction", doc="the instruction column", column=True,
+          col_type="str"),
+        P("output", "str", "output", doc="the response column", column=True, col_type="str"),
+        P("input", "str", None, doc="optional extra-input column, appended to the instruction",
+          column=True, col_type="str"),
+        model_param(REQUIRED, doc="causal LM: folder beside the recipe, hub id, or "
+                    "'openai:URL#model'"),
+        P("template", "str", "plain", doc="how the prompt is written",
+          choices=tuple(IFD_TEMPLATES)),
+        P("min", "float", None, doc="lowest IFD kept (inclusive)", min=0.0),
+        P("max", "float", None, doc="highest IFD kept (inclusive)", min=0.0),
+    )
+
+    def validate(self) -> list[tuple[str | None, str]]:
+        return _bounds_problem(self.p)
+
+    def writes(self) -> list[str]:
+        return ["_ifd"]
+
+    def output_schema(self, inputs: list[Any]) -> Any:
+        return super().output_schema(inputs).with_columns(_ifd="float")
+
+    def prompt(self, row: dict[str, Any]) -> str:
+        instruction = row.get(self.p["instruction"]) or ""
+        extra = row.get(self.p["input"]) if self.p["input"] else None
+        if extra:
+            instruction = f"{instruction}\n\n{extra}"
+        return IFD_TEMPLATES[self.p["template"]].format(instruction=instruction)
+
+    def process(self, rows: list[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any] | None]:
+        outputs = [row.get(self.p["output"]) or "" for row in rows]
+        prompts = [self.prompt(row) for row in rows]
+        backend = self.backend(ctx)
+        both = backend.score(prompts + [""] * len(rows), outputs + outputs)
+        out: list[dict[str, Any] | None] = []
+        for cond, alone in zip(both[:len(rows)], both[len(rows):]):
+            ifd = None
+            if cond.logprobs and alone.logprobs and alone.mean_loss > 0:
+                ifd = _finite(cond.mean_loss / alone.mean_loss)
+            out.append({"_ifd": ifd} if _kept(ifd, self.p) else None)
+        return out
+
+
+# -- embedding-based selection ------------------------------------------------------------------
+def row_texts(df: pl.DataFrame, fields: list[str]) -> list[str]:
+    """One text per row: the listed fields' values, nulls as "", joined by newlines."""
+    cols = [df[f].cast(str).fill_null("").to_list() for f in fields]
+    return ["\n".join(vals) for vals in zip(*cols)] if cols else [""] * df.height
+
+
+def embed_unique(backend: Any, texts: list[str], ctx: RunContext) -> tuple[np.ndarray, list[int]]:
+    """Embeddings of the distinct texts and, for each text, the row of its embedding. Each
+    distinct text counts one model call."""
+    import numpy as np
+
+    index: dict[str, int] = {}
+    of_row = [index.setdefault(t, len(index)) for t in texts]
+    unique = list(index)
+    vecs = backend.embed(unique) if unique else np.zeros((0, 0), dtype=np.float32)
+    ctx.model_calls += len(unique)
+    return np.asarray(vecs, dtype=np.float32), of_row
+
+
+@register
+class SelectDiverse(ModelOp, DatasetOp):
+    """DEITA-style diverse selection: walk the rows from the best `by` score down and admit a
+    row only when its embedding is far from every row admitted so far.
+
+    Rows are ranked by the numeric column `by`, highest first (null/NaN last, ties in input
+    order; without `by`, input order). A row is admitted when its cosine distance
+    (1 - cosine similarity of `field`'s embeddings) to every admitted row exceeds
+    `threshold`; the walk stops after `budget` rows. The kept rows come out in their original
+    order. The default threshold 0.1 is DEITA's (similarity below 0.9). Embeddings come from
+    `model` (default: the packaged all-MiniLM-L6-v2), computed in rank order and only as far
+    as the walk goes; each distinct text costs one model call. Cached per node (the whole
+    dataset decides the result), not per row.
+
+    Example:  select.diverse(field="instruction", by="_ifd", budget=1000, threshold=0.1)
+    """
+
+    name = "select.diverse"
+    version = 1
+    cost = 300.0
+    model_kind = "encoder"
+    requires = MODELS_EXTRA
+    params = (
+        P("field", "str|list[str]", doc="text column(s) to embed (joined by newlines)",
+          column=True),
+        P("by", "str", None, doc="numeric score column, best = highest", column=True,
+          col_type="number"),
+        P("budget", "int", None, doc="most rows kept (null: no limit)", min=0),
+        P("threshold", "float", 0.1, doc="admit when cosine distance to every admitted row "
+          "exceeds this", min=0.0, max=2.0),
+        model_param(doc="embedding model (default: packaged all-MiniLM-L6-v2)"),
+    )
+
+    def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
+        import numpy as np
+        import polars as pl
+
+        df = inputs[0]
+        fields = self.p["field"] if isinstance(self.p["field"], list) else [self.p["field"]]
+        texts = row_texts(df, fields)
+        order = np.arange(df.height)
+        if self.p["by"] is not None:
+            score = df[self.p["by"]].cast(pl.Float64).to_numpy()
+            key = np.where(np.isnan(score), np.inf, -score)
+            order = np.lexsort((order, key))
+        budget = df.height if self.p["budget"] is None else self.p["budget"]
+        keep = diverse_walk(self.backend(ctx), [texts[i] for i in order], budget,
+                            self.p["threshold"], ctx)
+        mask = np.zeros(df.height, dtype=bool)
+        mask[order[keep]] = True
+        return df.filter(pl.Series(mask))
+
+
+def diverse_walk(backend: Any, ranked: list[str], budget: int, threshold: float,
+                 ctx: RunContext, chunk: int = 256) -> list[int]:
+    """Positions in `ranked` admitted by the DEITA walk; embeds `chunk` texts at a time."""
+    import numpy as np
+
+    admitted: list[int] = []
+    bank: np.ndarray | None = None
+    seen: dict[str, np.ndarray] = {}
+    pos = 0
+    while pos < len(ranked) and len(admitted) < budget:
+        batch = ranked[pos:pos + chunk]
+        fresh = list(dict.fromkeys(t for t in batch if t not in seen))
+        if fresh:
+            for t, v in zip(fresh, np.asarray(backend.embed(fresh), dtype=np.float32)):
+                seen[t] = v
+            ctx.model_calls += len(fresh)
+        for j, text in enumerate(batch):
+            if len(admitted) >= budget:
+                break
+            v = seen[text]
+            if bank is None:
+                bank = np.empty((min(budget, len(ranked)), v.shape[0]), dtype=np.float32)
+            near = float((bank[:len(admitted)] @ v).max()) if admitted else -1.0
+            if 1.0 - near > threshold:
+                bank[len(admitted)] = v
+                admitted.append(pos + j)
+        pos += chunk
+        ctx.progress(min(pos, len(ranked)), len(ranked))
+    return admitted
+
+
+@register
+class SelectKCenter(ModelOp, DatasetOp):
+    """A k-center coreset: `budget` rows that cover the data, chosen greedily on embeddings.
+
+    Greedy k-center (Sener & Savarese, 2018): the first center is a seeded random row
+    (numpy default_rng(seed)); each next one is the row farthest, in cosine distance of
+    `field`'s embeddings, from its nearest chosen center (ties: the earlier row). The result
+    is within a factor 2 of the optimal covering radius. Rows with identical text share an
+    embedding (one model call per distinct text); once every distinct text is chosen, further
+    picks are duplicates in input order. Kept rows come out in their original order.
+
+    Example:  select.kcenter(field="instruction", budget=500, seed=1)
+    """
+
+    name = "select.kcenter"
+    version = 1
+    cost = 300.0
+    stochastic = True
+    model_kind = "encoder"
+    requires = MODELS_EXTRA
+    params = (
+        P("field", "str|list[str]", doc="text column(s) to embed (joined by newlines)",
+          column=True),
+        P("budget", "int", doc="number of rows to keep", min=0),
+        model_param(doc="embedding model (default: packaged all-MiniLM-L6-v2)"),
+        P("seed", "int", 0, doc="random seed (picks the first center)"),
+    )
+
+    def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
+        import numpy as np
+        import polars as pl
+
+        df = inputs[0]
+        budget = min(self.p["budget"], df.height)
+        if budget == 0:
+            return df.head(0)
+        if budget == df.height:
+            return df
+        fields = self.p["field"] if isinstance(self.p["field"], list) else [self.p["field"]]
+        vecs, of_row = embed_unique(self.backend(ctx), row_texts(df, fields), ctx)
+        chosen = kcenter_greedy(vecs[np.asarray(of_row)], budget, self.p["seed"])
+        mask = np.zeros(df.height, dtype=bool)
+        mask[chosen] = True
+        return df.filter(pl.Series(mask))
+
+
+def kcenter_greedy(vecs: np.ndarray, k: int, seed: int) -> list[int]:
+    """Indices of `k` greedy k-center picks on L2-normalised rows of `vecs`.
+
+    >>> import numpy as np
+    >>> v = np.array([[1, 0], [0.99, 0.14], [0, 1], [-1, 0]], dtype=np.float32)
+    >>> sorted(kcenter_greedy(v, 3, seed=0))
+    [0, 2, 3]
+    """
+    import numpy as np
+
+    n = vecs.shape[0]
+    first = int(np.random.default_rng(seed).integers(n))
+    chosen = [first]
+    dist = 1.0 - vecs @ vecs[first]
+    dist[first] = -np.inf
+    while len(chosen) < k:
+        nxt = int(np.argmax(dist))  # the first of equal maxima: the earlier row
+        chosen.append(nxt)
+        dist = np.minimum(dist, 1.0 - vecs @ vecs[nxt])
+        dist[chosen] = -np.inf
+    return chosen
+
+
+__all__ = [
+    "IFD_TEMPLATES",
+    "ModelOp",
+    "SelectDiverse",
+    "SelectIFD",
+    "SelectKCenter",
+    "SelectPerplexity",
+    "diverse_walk",
+    "embed_unique",
+    "kcenter_greedy",
+    "row_texts",
+]

@@ -1,0 +1,1 @@
+"""Helpers for testing dcc and code built on it (a tiny local model)."""
