@@ -45,6 +45,11 @@ from dcc.errors import CacheError
 
 _KEY, _STAT, _BUILD, _EXPORT, _PLAN = "key:", "stat:", "build:", "export:", "plan:"
 
+# A row-selection artifact ("view", written by dcc.engine.artifacts) starts with this magic and
+# the 32-hex content of its base table; the store reads only that much, to keep bases alive.
+VIEW_MAGIC = b"DCCVIEW1"
+VIEW_HEAD = len(VIEW_MAGIC) + 32
+
 
 class DiskStore:
     """A `Store` in a local folder (`.dcc/` by default); safe for concurrent processes."""
@@ -88,7 +93,8 @@ class DiskStore:
             record = Record.from_dict(json.loads(raw))
         except (ValueError, TypeError, KeyError):
             record = None
-        if record is None or not self.has_object(record.content):
+        if (record is None or not self.has_object(record.content)
+                or not self._base_ok(record.content)):  # a view whose base table is gone
             with self._index.transact():  # drop it unless someone replaced it meanwhile
                 if self._index.get(_KEY + key) == raw:
                     self._index.delete(_KEY + key)
@@ -136,6 +142,25 @@ class DiskStore:
             return False
         path.unlink(missing_ok=True)
         return False
+
+    def view_base(self, content: str) -> str | None:
+        """The base table's content if `content` is a view artifact, else None."""
+        try:
+            with open(self.object_path(content), "rb") as f:
+                head = f.read(VIEW_HEAD)
+        except OSError:
+            return None
+        if len(head) < VIEW_HEAD or not head.startswith(VIEW_MAGIC):
+            return None
+        try:
+            return check_hash(head[len(VIEW_MAGIC):].decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+    def _base_ok(self, content: str) -> bool:
+        """False when `content` is a view whose base object is gone."""
+        base = self.view_base(content)
+        return base is None or self.has_object(base)
 
     def open_object(self, content: str, verify: bool) -> Path:
         """The path of a stored object; raises CorruptObject (or MissingObject) if unusable."""
@@ -211,6 +236,11 @@ class DiskStore:
             for node in data.values():
                 if isinstance(node, dict) and isinstance(node.get("content"), str):
                     needed.add(node["content"])
+        for content in list(needed):  # a needed view needs its base table
+            with contextlib.suppress(ValueError):
+                base = self.view_base(content)
+                if base is not None:
+                    needed.add(base)
         return needed
 
     # -- maintenance -----------------------------------------------------------------------
@@ -230,6 +260,7 @@ class DiskStore:
     def verify_all(self) -> list[str]:
         """Re-hash every object; return the contents that did not match (now removed)."""
         bad = sorted(c for c, _st in self._objects() if not self.verify_object(c))
+        bad = sorted(set(bad) | set(self._drop_orphan_views()))
         if bad:
             self._drop_dangling_records()
         return bad
@@ -251,6 +282,11 @@ class DiskStore:
                 continue
             removed += 1
             freed += entry.size
+        if removed:
+            sizes = {e.content: e.size for e in self.entries()}
+            for content in self._drop_orphan_views():
+                removed += 1
+                freed += sizes.get(content, 0)
         self._drop_dangling_records()
         self.remove_stale_temps()
         return removed, freed
@@ -281,6 +317,16 @@ class DiskStore:
                     yield obj.name, obj.stat()
                 except (ValueError, FileNotFoundError):
                     continue
+
+    def _drop_orphan_views(self) -> list[str]:
+        """Remove view objects whose base table is gone (unreadable); return them."""
+        gone = []
+        for content, _st in list(self._objects()):
+            base = self.view_base(content)
+            if base is not None and not self.has_object(base):
+                self.object_path(content).unlink(missing_ok=True)
+                gone.append(content)
+        return gone
 
     def _drop_dangling_records(self) -> None:
         for name, rec in list(self._records()):

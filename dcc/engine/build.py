@@ -20,14 +20,25 @@ from dcc.cache.keys import KeyParts, diff_parts
 from dcc.cache.store import DiskStore
 from dcc.compiler.ir import Node, Program
 from dcc.engine import events as ev
-from dcc.engine.artifacts import read_table, schema_of, write_table
+from dcc.engine.artifacts import (
+    Origin,
+    read_artifact,
+    schema_of,
+    views_enabled,
+    write_table,
+    write_view,
+)
 from dcc.engine.executor import LocalExecutor
 from dcc.engine.exports import ExportResult, write_exports
 from dcc.engine.keys import node_parts, source_contents
 from dcc.errors import DccError, OperatorError
+from dcc.ops.base import DatasetOp, Filter, RunContext
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
+
+_ROW = "__dcc_row"
 
 
 @dataclass
@@ -94,6 +105,10 @@ class Builder:
         self.executor = LocalExecutor(store, self.emit, options or {})
         self.results: dict[str, NodeResult] = {}
         self.tables: dict[str, pl.DataFrame] = {}
+        # Where each in-memory table's rows live in the store (a base table and a row
+        # selection of it), so that a node selecting rows of its input is stored as a view.
+        self.origins: dict[str, Origin] = {}
+        self.views = views_enabled()
         self.last = store.last_build(program.path) or {}
 
     # -- the walk ----------------------------------------------------------------------------
@@ -183,7 +198,7 @@ class Builder:
         self.emit(ev.NodeStarted(nodes[-1].name, label, df_in.height))
         t0 = time.perf_counter()
         try:
-            df, counts = run_stage(nodes, df_in)
+            df, counts, rows = run_stage(nodes, df_in, with_rows=self.views)
         except Exception as e:  # name the stage's nodes: any of them may be the culprit
             names = ", ".join(n.name for n in nodes)
             msg = f"{type(e).__name__}: {e} (in the fused stage {names})"
@@ -194,13 +209,12 @@ class Builder:
             r.status, r.rows_in, r.rows_out = "ran", rows_in, out
             r.content = r.key  # never materialized: its key names its content
             rows_in = out
-        last.content = write_table(df, self.store)
+        last.content = self._store_output(nodes[-1].id, df, nodes[0].inputs[0], rows)
         last.seconds = time.perf_counter() - t0
         self.store.save(last.key, Record(content=last.content, rows=df.height,
                                          schema=schema_of(df), stats={"stage_rows": counts},
                                          node=nodes[-1].name, recipe=self.program.path,
                                          created=time.time()))
-        self.tables[nodes[-1].id] = df
         self._release(nodes[0])
         self.emit(ev.NodeFinished(nodes[-1].name, label, df_in.height, df.height,
                                   last.seconds))
@@ -293,7 +307,7 @@ class Builder:
         self.emit(ev.NodeStarted(node.name, node.op_name, res.rows_in))
         t0 = time.perf_counter()
         try:
-            df, ctx = self.executor.execute(node, inputs, res.parts)
+            df, ctx, rows = self._execute(node, inputs, res.parts)
         except DccError as e:
             self.emit(ev.NodeFailed(node.name, node.op_name, str(e)))
             raise OperatorError(node.name, str(e)) from None
@@ -301,7 +315,8 @@ class Builder:
             msg = f"{type(e).__name__}: {e}"
             self.emit(ev.NodeFailed(node.name, node.op_name, msg))
             raise OperatorError(node.name, msg) from e
-        res.content = write_table(df, self.store)
+        res.content = self._store_output(node.id, df, node.inputs[0] if node.inputs else None,
+                                         rows)
         res.seconds = time.perf_counter() - t0
         res.rows_out, res.status, res.stats = df.height, "ran", dict(ctx.stats)
         res.model_calls = ctx.model_calls
@@ -312,11 +327,50 @@ class Builder:
                                             schema=schema_of(df), stats=res.stats,
                                             node=node.name, recipe=self.program.path,
                                             created=time.time()))
-        self.tables[node.id] = df
         self._release(node)
         self.emit(ev.NodeFinished(node.name, node.op_name, res.rows_in or 0, df.height,
                                   res.seconds))
         return res
+
+    def _execute(self, node: Node, inputs: list[pl.DataFrame], parts: KeyParts | None
+                 ) -> tuple[pl.DataFrame, RunContext, np.ndarray | None]:
+        """Run a node; for a node that can only select rows of its one input (a plain
+        Filter, or a dataset operator whose select_rows answers), the engine itself takes
+        the rows and also returns their positions in the input (None otherwise)."""
+        op = node.op
+        if self.views and len(inputs) == 1 and len(node.inputs) == 1:
+            df = inputs[0]
+            if (isinstance(op, Filter) and type(op).run is Filter.run
+                    and not op.null_text_casts(df.schema)):
+                ctx = RunContext(node=node.name, options=self.executor.options)
+                out = df.with_row_index(_ROW).filter(op.predicate())
+                return out.drop(_ROW), ctx, out[_ROW].to_numpy().astype("int64")
+            if isinstance(op, DatasetOp) and type(op).select_rows is not DatasetOp.select_rows:
+                seed = int(op.p.get("seed") or 0) if op.stochastic else 0
+                ctx = RunContext(node=node.name, seed=seed, options=self.executor.options)
+                rows = op.select_rows(df, ctx)
+                if rows is not None:
+                    rows = _check_rows(rows, df.height, op.name)
+                    return df[rows], ctx, rows
+        df, ctx = self.executor.execute(node, inputs, parts)
+        return df, ctx, None
+
+    def _store_output(self, node_id: str, df: pl.DataFrame, input_id: str | None,
+                      rows: np.ndarray | None) -> str:
+        """Store a node's table (a view when `rows` selects it from its input's rows) and
+        keep it in memory for its consumers; returns its content."""
+        source = self.origins.get(input_id) if input_id is not None else None
+        origin = source.select(rows) if source is not None and rows is not None else None
+        # A view needs its base: if it is gone (removed as corrupt, by a concurrent gc),
+        # materialize instead.
+        if origin is not None and self.store.has_object(origin.base):
+            content = write_view(self.store, origin)
+        else:
+            content = write_table(df, self.store)
+            origin = Origin(content, df.height)
+        self.tables[node_id] = df
+        self.origins[node_id] = origin
+        return content
 
     def _input_tables(self, node: Node) -> list[pl.DataFrame]:
         return [self._table(i) for i in node.inputs]
@@ -328,12 +382,16 @@ class Builder:
         res = self.results[node_id]
         assert res.content is not None
         try:
-            df = read_table(self.store, res.content)
+            df, origin = read_artifact(self.store, res.content)
         except (CorruptObject, MissingObject):
+            # The artifact (or, for a view, its base table) is gone or bad: run the node again
+            # from its inputs (read, or rebuilt the same way, in turn); deterministic
+            # operators give the same content again.
             node = self.program.node(node_id)
-            self._run(node, res)  # deterministic operators give the same content again
-            df = self.tables[node_id]
+            self._run(node, res)
+            return self.tables[node_id]
         self.tables[node_id] = df
+        self.origins[node_id] = origin
         return df
 
     def _release(self, node: Node) -> None:
@@ -341,6 +399,7 @@ class Builder:
             self.consumers[i] -= 1
             if self.consumers[i] <= 0:
                 self.tables.pop(i, None)
+                self.origins.pop(i, None)
 
     def _record_build(self) -> None:
         data = dict(self.last)
@@ -352,6 +411,21 @@ class Builder:
                               "content": res.content}
         if _canonical(data) != _canonical(self.last):  # a no-op rebuild writes nothing
             self.store.set_last_build(self.program.path, data)
+
+
+def _check_rows(rows: Any, height: int, op: str) -> np.ndarray:
+    """An operator's select_rows answer as int64 positions, or an error if it is not a
+    strictly increasing list of rows of the input."""
+    import numpy as np
+
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise ValueError(f"{op}: select_rows() must return a 1-D array of row positions")
+    rows = rows.astype(np.int64)
+    if rows.size and (rows[0] < 0 or rows[-1] >= height or np.any(np.diff(rows) <= 0)):
+        raise ValueError(f"{op}: select_rows() must return strictly increasing positions "
+                         f"in [0, {height})")
+    return rows
 
 
 def _canonical(data: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from dcc.ops.params import REQUIRED, P, check_value, coerce
 from dcc.schema import Schema
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
 
 
@@ -248,6 +249,13 @@ class DatasetOp(Op):
     """Needs the whole dataset (dedup, sampling): nothing is reordered across it."""
 
     kind = "dataset"
+
+    def select_rows(self, df: pl.DataFrame, ctx: RunContext) -> np.ndarray | None:
+        """Optional: when this operator's output is always a subset of its input's rows, in
+        the same order, with the same columns and types, return the kept row positions
+        (strictly increasing) instead; the engine then takes those rows itself and stores a
+        small row-selection artifact. None (the default): the engine calls run()."""
+        return None
 
 
 class Combinator(Op):
