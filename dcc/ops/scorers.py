@@ -260,6 +260,7 @@ class SelectDiverse(ModelOp, DatasetOp):
 
     name = "select.diverse"
     version = 1
+    CHUNK = 256  # texts embedded per step of the walk
     cost = 300.0
     model_kind = "encoder"
     requires = MODELS_EXTRA
@@ -288,7 +289,7 @@ class SelectDiverse(ModelOp, DatasetOp):
             order = np.lexsort((order, key))
         budget = df.height if self.p["budget"] is None else self.p["budget"]
         keep = diverse_walk(self.backend(ctx), [texts[i] for i in order], budget,
-                            self.p["threshold"], ctx)
+                            self.p["threshold"], ctx, chunk=self.CHUNK)
         mask = np.zeros(df.height, dtype=bool)
         mask[order[keep]] = True
         return df.filter(pl.Series(mask))

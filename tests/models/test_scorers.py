@@ -144,12 +144,17 @@ def test_diverse_admits_by_score_and_distance(minilm: Any) -> None:
     assert run(by="s", budget=0) == []
 
 
-def test_diverse_embeds_only_as_far_as_the_walk_goes(minilm: Any, gsm8k: list[dict]) -> None:
+def test_diverse_embeds_only_as_far_as_the_walk_goes(minilm: Any, gsm8k: list[dict],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SelectDiverse, "CHUNK", 16)
     df = pl.DataFrame({"q": [r["question"] for r in gsm8k[:300]]})
     c = ctx()
     out = SelectDiverse(field="q", budget=5).run([df], c)
     assert out["q"].to_list() == df["q"].to_list()[:5]  # distinct questions, in order
-    assert c.model_calls == 256  # one chunk of the walk
+    assert c.model_calls == 16  # one chunk of the walk
+    c = ctx()
+    assert SelectDiverse(field="q", budget=20).run([df], c).height == 20
+    assert c.model_calls == 32
 
 
 # -- select.kcenter ----------------------------------------------------------------------------
@@ -165,7 +170,7 @@ def test_kcenter_is_farthest_first_and_within_twice_the_optimum(
     import numpy as np
 
     texts = ([r["question"] for r in gsm8k[:8]]
-             + [r["prompt"] for r in load(data_dir / "humaneval.jsonl", 8)]
+             + [r["prompt"][:400] for r in load(data_dir / "humaneval.jsonl", 8)]
              + [r["instruction"] for r in load(data_dir / "self_instruct_seed_tasks.jsonl", 8)])
     df = pl.DataFrame({"i": list(range(24)), "text": texts})
     v = minilm.embed(texts)
