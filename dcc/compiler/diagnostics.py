@@ -71,8 +71,25 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     "did you mean 'select.length'?"
     >>> did_you_mean("zzz", ["select.length"]) is None
     True
+
+    Within one family the shared prefix says nothing, so only the last parts are compared
+    (otherwise every short operator name would look close to any typo in its family):
+
+    >>> did_you_mean("select.zzzzzz", ["select.ifd", "select.top"]) is None
+    True
+    >>> did_you_mean("laod.jsonl", ["load.jsonl", "select.length"])
+    "did you mean 'load.jsonl'?"
     """
-    found = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    cands = sorted(set(candidates))
+    if "." in word:
+        family, last = word.rsplit(".", 1)
+        same = [c for c in cands if "." in c and c.rsplit(".", 1)[0] == family]
+        found = difflib.get_close_matches(last, [c.rsplit(".", 1)[1] for c in same], n=1,
+                                          cutoff=0.6)
+        if found:
+            return f"did you mean '{family}.{found[0]}'?"
+        cands = [c for c in cands if c not in same]
+    found = difflib.get_close_matches(word, cands, n=1, cutoff=0.6)
     return f"did you mean '{found[0]}'?" if found else None
 
 
