@@ -75,7 +75,7 @@ class BuildResult:
                 entry = {"name": name, "op": r.op, "status": r.status, "key": r.key,
                          "content": r.content, "rows_in": r.rows_in, "rows_out": r.rows_out,
                          "seconds": round(r.seconds, 4)}
-                if r.expensive:
+                if r.expensive or r.model_calls:
                     entry["model_calls"] = r.model_calls
                 if r.reason:
                     entry["reason"] = r.reason
