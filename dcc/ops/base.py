@@ -258,6 +258,27 @@ class DatasetOp(Op):
         return None
 
 
+class CountOrFraction:
+    """For operators that keep `n` rows or a `fraction` of them: exactly one must be given;
+    a fraction keeps floor(fraction x rows), computed exactly from the decimal written (0.29
+    of 100 is 29, not 28 as binary floating point would give)."""
+
+    p: dict[str, Any]
+
+    def validate(self) -> list[tuple[str | None, str]]:
+        if (self.p["n"] is None) == (self.p["fraction"] is None):
+            return [(None, "give exactly one of 'n' and 'fraction'")]
+        return []
+
+    def size(self, rows: int) -> int:
+        import math
+        from fractions import Fraction
+
+        if self.p["n"] is not None:
+            return min(self.p["n"], rows)
+        return math.floor(Fraction(repr(self.p["fraction"])) * rows)
+
+
 class Combinator(Op):
     """Takes one or more datasets positionally."""
 
@@ -271,5 +292,5 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-__all__ = ["Op", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
+__all__ = ["Op", "CountOrFraction", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
            "RunContext", "P", "REQUIRED"]

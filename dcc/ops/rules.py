@@ -23,13 +23,11 @@ next to the operator whose exact semantics it implements.
 from __future__ import annotations
 
 import functools
-import math
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dcc.errors import DccError
 from dcc.ops import register
-from dcc.ops.base import DatasetOp, Filter, P, RunContext
+from dcc.ops.base import CountOrFraction, DatasetOp, Filter, P, RunContext
 from dcc.schema import Schema
 
 if TYPE_CHECKING:
@@ -689,7 +687,7 @@ class SelectField(Filter):
 
 # -- top-k ------------------------------------------------------------------------------------
 @register
-class SelectTopk(DatasetOp):
+class SelectTopk(CountOrFraction, DatasetOp):
     """Keep the rows with the largest (descending=true) or smallest (descending=false) values
     of the numeric column `by`, in their original order.
 
@@ -717,16 +715,6 @@ class SelectTopk(DatasetOp):
         P("fraction", "float", None, doc="share of rows to keep (floor)", min=0.0, max=1.0),
         P("descending", "bool", True, doc="true: keep the largest values; false: smallest"),
     )
-
-    def validate(self) -> list[tuple[str | None, str]]:
-        if (self.p["n"] is None) == (self.p["fraction"] is None):
-            return [(None, "give exactly one of 'n' and 'fraction'")]
-        return []
-
-    def size(self, rows: int) -> int:
-        if self.p["n"] is not None:
-            return min(self.p["n"], rows)
-        return math.floor(Fraction(repr(self.p["fraction"])) * rows)
 
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
         import polars as pl

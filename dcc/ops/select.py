@@ -12,11 +12,10 @@ Every filter here is a polars expression, so the engine can fuse and push them; 
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from dcc.ops import register
-from dcc.ops.base import DatasetOp, Filter, P, RunContext
+from dcc.ops.base import CountOrFraction, DatasetOp, Filter, P, RunContext
 
 if TYPE_CHECKING:
     import polars as pl
@@ -409,7 +408,7 @@ class SelectDedup(DatasetOp):
 
 
 @register
-class SelectSample(DatasetOp):
+class SelectSample(CountOrFraction, DatasetOp):
     """Keep a seeded random subset of the rows, without replacement, in their original order.
 
     Give exactly one of `n` (keep min(n, rows) rows) or `fraction` (keep floor(fraction x
@@ -433,16 +432,6 @@ class SelectSample(DatasetOp):
         P("fraction", "float", None, doc="share of rows to keep (floor)", min=0.0, max=1.0),
         P("seed", "int", 0, doc="random seed"),
     )
-
-    def validate(self) -> list[tuple[str | None, str]]:
-        if (self.p["n"] is None) == (self.p["fraction"] is None):
-            return [(None, "give exactly one of 'n' and 'fraction'")]
-        return []
-
-    def size(self, rows: int) -> int:
-        if self.p["n"] is not None:
-            return min(self.p["n"], rows)
-        return math.floor(Fraction(repr(self.p["fraction"])) * rows)
 
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
         import numpy as np
