@@ -258,6 +258,32 @@ class DatasetOp(Op):
         return None
 
 
+class MinMaxBounds:
+    """For operators that keep rows whose value lies within `min` and `max` (both inclusive,
+    either may be null but not both)."""
+
+    p: dict[str, Any]
+
+    def validate(self) -> list[tuple[str | None, str]]:
+        lo, hi = self.p.get("min"), self.p.get("max")
+        if lo is None and hi is None:
+            return [(None, "give 'min', 'max' or both (with neither every row is kept)")]
+        if lo is not None and hi is not None and lo > hi:
+            return [("max", f"'max' must be >= 'min' (got min={lo}, max={hi})")]
+        return []
+
+    def within(self, value: pl.Expr) -> pl.Expr:
+        import polars as pl
+
+        lo, hi = self.p.get("min"), self.p.get("max")
+        cond = pl.lit(True)
+        if lo is not None:
+            cond = cond & (value >= lo)
+        if hi is not None:
+            cond = cond & (value <= hi)
+        return cond
+
+
 class CountOrFraction:
     """For operators that keep `n` rows or a `fraction` of them: exactly one must be given;
     a fraction keeps floor(fraction x rows), computed exactly from the decimal written (0.29
@@ -292,5 +318,5 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-__all__ = ["Op", "CountOrFraction", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
+__all__ = ["Op", "CountOrFraction", "MinMaxBounds", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
            "RunContext", "P", "REQUIRED"]

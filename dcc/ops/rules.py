@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dcc.errors import DccError
 from dcc.ops import register
-from dcc.ops.base import CountOrFraction, DatasetOp, Filter, P, RunContext
+from dcc.ops.base import CountOrFraction, DatasetOp, Filter, MinMaxBounds, P, RunContext
 from dcc.schema import Schema
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def require_dtype(op: str, schema: Any, column: str, want: str) -> None:
 
 
 # -- scoring filters ---------------------------------------------------------------------------
-class _Scored(Filter):
+class _Scored(MinMaxBounds, Filter):
     """A filter on a per-row score kept when min <= score <= max. Subclasses give `score()`
     (a polars expression) and the `columns` it is kept in when keep_score=true."""
 
@@ -77,27 +77,11 @@ class _Scored(Filter):
         if self.p.get("keep_score"):
             self.kind = "dataset"  # type: ignore[misc]  # writes columns: not a fusable Filter
 
-    def validate(self) -> list[tuple[str | None, str]]:
-        lo, hi = self.p.get("min"), self.p.get("max")
-        if lo is None and hi is None:
-            return [(None, "give 'min', 'max' or both (with neither every row is kept)")]
-        if lo is not None and hi is not None and lo > hi:
-            return [("max", f"'max' must be >= 'min' (got min={lo}, max={hi})")]
-        return []
-
     def score(self) -> pl.Expr:
         raise NotImplementedError
 
     def keep(self, score: pl.Expr) -> pl.Expr:
-        import polars as pl
-
-        lo, hi = self.p["min"], self.p["max"]
-        cond = pl.lit(True)
-        if lo is not None:
-            cond = cond & (score >= lo)
-        if hi is not None:
-            cond = cond & (score <= hi)
-        return cond
+        return self.within(score)
 
     def predicate(self) -> pl.Expr:
         return self.keep(self.score())

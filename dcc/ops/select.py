@@ -15,7 +15,7 @@ import math
 from typing import TYPE_CHECKING
 
 from dcc.ops import register
-from dcc.ops.base import CountOrFraction, DatasetOp, Filter, P, RunContext
+from dcc.ops.base import CountOrFraction, DatasetOp, Filter, MinMaxBounds, P, RunContext
 
 if TYPE_CHECKING:
     import polars as pl
@@ -24,30 +24,14 @@ if TYPE_CHECKING:
 WORD = r"[^\s\x1c-\x1f]+"
 
 
-class _Bounded(Filter):
+class _Bounded(MinMaxBounds, Filter):
     """A filter on a count per row (`measure()`), kept when min <= count <= max."""
-
-    def validate(self) -> list[tuple[str | None, str]]:
-        lo, hi = self.p["min"], self.p["max"]
-        if lo is None and hi is None:
-            return [(None, "give 'min', 'max' or both (with neither every row is kept)")]
-        if lo is not None and hi is not None and lo > hi:
-            return [("max", f"'max' must be >= 'min' (got min={lo}, max={hi})")]
-        return []
 
     def measure(self) -> pl.Expr:
         raise NotImplementedError
 
     def predicate(self) -> pl.Expr:
-        import polars as pl
-
-        value, lo, hi = self.measure(), self.p["min"], self.p["max"]
-        cond = pl.lit(True)
-        if lo is not None:
-            cond = cond & (value >= lo)
-        if hi is not None:
-            cond = cond & (value <= hi)
-        return cond
+        return self.within(self.measure())
 
 
 # Constructs Python's `re` accepts but the Rust regex engine (polars) does not.
