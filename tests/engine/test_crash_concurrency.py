@@ -91,8 +91,8 @@ class ExportWatcher(threading.Thread):
                 got = {name: path.read_bytes()}
             else:
                 return
-        except (FileNotFoundError, NotADirectoryError):
-            return  # renamed away between the look and the read: absent is fine
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return  # renamed between the look and the read (away, or a folder into place)
         if got != want:
             self.problems.append(f"{name} was visible but incomplete ({sorted(got)})")
         else:
