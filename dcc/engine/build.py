@@ -287,18 +287,7 @@ class Builder:
         return "changed: " + ", ".join(changed) if changed else "not in the cache"
 
     def _label(self, node: Node, part: str) -> str:
-        """A changed key part as a person reads it: inputs[i] names the file or the node."""
-        if not part.startswith("inputs["):
-            return part
-        i = int(part[len("inputs["):-1])
-        if node.op.n_inputs == 0:
-            files = node.op.files()  # type: ignore[attr-defined]
-            if i < len(files):
-                base = os.path.dirname(self.program.path)
-                return f"source file {os.path.relpath(files[i], base)}"
-        elif i < len(node.inputs):
-            return f"content of {self.program.node(node.inputs[i]).name}"
-        return part
+        return input_label(self.program, node, part) or part
 
     # -- running -----------------------------------------------------------------------------
     def _run(self, node: Node, res: NodeResult) -> NodeResult:
@@ -432,6 +421,21 @@ def _canonical(data: dict[str, Any]) -> str:
     import json
 
     return json.dumps(data, sort_keys=True, default=str)
+
+
+def input_label(program: Program, node: Node, part: str) -> str | None:
+    """What a changed `inputs[i]` key part is, as a person reads it: the source file (relative
+    to the recipe) or the input node's content; None for other parts."""
+    if not part.startswith("inputs["):
+        return None
+    i = int(part[len("inputs["):-1])
+    if node.op.n_inputs == 0:
+        files = node.op.files()  # type: ignore[attr-defined]
+        if i < len(files):
+            return f"source file {os.path.relpath(files[i], os.path.dirname(program.path))}"
+    elif i < len(node.inputs):
+        return f"content of {program.node(node.inputs[i]).name}"
+    return None
 
 
 def build(program: Program, store: DiskStore, **kwargs: Any) -> BuildResult:

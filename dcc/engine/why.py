@@ -15,7 +15,7 @@ from dcc.cache.keys import diff_parts
 from dcc.cache.store import DiskStore
 from dcc.compiler.diagnostics import did_you_mean
 from dcc.compiler.ir import Program
-from dcc.engine.build import plan
+from dcc.engine.build import input_label, plan
 from dcc.errors import UsageError
 
 
@@ -50,15 +50,9 @@ def explain_node(program: Program, store: DiskStore, name: str) -> Group:
 def _describe(part: str, program: Program, name: str) -> str:
     if part == "code":
         return " (the operator's code)"
-    if part.startswith("inputs["):
-        node = next(n for n in program.nodes() if name in n.names)
-        i = int(part[7:-1])
-        if node.op.n_inputs == 0:
-            files = node.op.files()  # type: ignore[attr-defined]
-            return f" (source file {files[i]})" if i < len(files) else " (a source file)"
-        if i < len(node.inputs):
-            return f" (content of {program.node(node.inputs[i]).name})"
-    return ""
+    node = next(n for n in program.nodes() if name in n.names)
+    label = input_label(program, node, part)
+    return f" ({label})" if label else ""
 
 
 def _short(value: object) -> str:
