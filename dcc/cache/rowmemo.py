@@ -59,4 +59,13 @@ class RowMemo:
         return sum(1 for row in row_hashes if self._name(row) in self._cache)
 
 
-__all__ = ["RowMemo", "row_hash"]
+REQUESTS_NAMESPACE = digest(b"dcc-model-requests/1")
+
+
+def request_memo(store: DiskStore) -> RowMemo:
+    """The memo of raw model replies by exact request (`dcc.ops.models.memo`), shared by
+    every node and recipe that uses this store."""
+    return RowMemo(store, REQUESTS_NAMESPACE)
+
+
+__all__ = ["REQUESTS_NAMESPACE", "RowMemo", "request_memo", "row_hash"]

@@ -12,7 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any, Callable
 
 from dcc.cache.keys import KeyParts
-from dcc.cache.rowmemo import RowMemo, row_hash
+from dcc.cache.rowmemo import RowMemo, request_memo, row_hash
 from dcc.cache.store import DiskStore
 from dcc.compiler.ir import Node
 from dcc.engine import events as ev
@@ -35,7 +35,8 @@ class LocalExecutor:
                 parts: KeyParts | None) -> tuple[pl.DataFrame, RunContext]:
         seed = int(node.op.p.get("seed") or 0) if node.op.stochastic else 0
         ctx = RunContext(node=node.name, seed=seed, options=self.options,
-                         progress=lambda d, t: self.emit(ev.NodeProgress(node.name, d, t)))
+                         progress=lambda d, t: self.emit(ev.NodeProgress(node.name, d, t)),
+                         requests=request_memo(self.store))
         if isinstance(node.op, RowPython):
             memo = RowMemo(self.store, parts.memo_key()) if parts and node.op.expensive else None
             return self._rowpython(node.op, inputs[0], ctx, memo), ctx
@@ -59,7 +60,8 @@ class LocalExecutor:
             chunk = pending[start:start + MEMO_BATCH]
             before = ctx.model_calls
             out = op.process([rows[i] for _, i in chunk], ctx)
-            if op.expensive and ctx.model_calls == before:  # the operator did not count: rows
+            if op.expensive and not ctx.calls_counted and ctx.model_calls == before:
+                # the operator does not count its calls: count one per row sent
                 ctx.model_calls += len(chunk)
             if len(out) != len(chunk):
                 raise ValueError(f"{op.name}: process() returned {len(out)} results for "

@@ -41,6 +41,8 @@ class RunContext:
     stats: dict[str, Any] = field(default_factory=dict)
     model_calls: int = 0
     memo: Any = None  # dcc.cache.rowmemo.RowMemo for expensive row-wise operators
+    requests: Any = None  # the model-request memo (dcc.ops.models.memo), when there is a store
+    calls_counted: bool = False  # set once the operator counts its own model calls
     options: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[int, int | None], None] = lambda done, total: None
 

@@ -229,13 +229,15 @@ class _Prompted(RowPython):
         return [*head, {"role": "user", "content": prompt}]
 
     def ask(self, prompts: list[str], ctx: RunContext) -> list[str]:
-        """One reply per prompt, in order; counts one model call per prompt sent."""
+        """One reply per prompt, in order, through the request memo (a reply already asked
+        for, by this node or any other, costs no model call)."""
         if not prompts:
             return []
+        from dcc.ops.models.memo import generate
+
         model = self.backend(ctx.options)
         before = dict(getattr(model, "stats", None) or {})
-        ctx.model_calls += len(prompts)
-        replies = model.generate([self.messages(p) for p in prompts], self.config())
+        replies = generate(ctx, model, [self.messages(p) for p in prompts], self.config())
         retries = (getattr(model, "stats", None) or {}).get("retries", 0) - \
             before.get("retries", 0)
         if retries:
@@ -378,9 +380,9 @@ class SelectJudge(_Prompted):
     The score goes to the column `into` (default `_judge`) unless `keep_score=false`;
     `keep_raw=true` also keeps the reply in `<into>_raw`. With `min_score`, rows scored below
     it are dropped, AND SO ARE ROWS WITH A NULL SCORE (an unreadable verdict is not a pass);
-    without it every row is kept with its score. Changing `min_score` changes the key and
-    re-asks the model for every row: to try thresholds, score once with `min_score=null` and
-    filter the `_judge` column downstream.
+    without it every row is kept with its score. Replies are memoized by exact request
+    (`dcc.ops.models.memo`), so changing `min_score`, `keep_raw` or `into` re-runs the node
+    but asks the model nothing: only the prompt, model and sampling settings decide a call.
 
     A remote judge (`openai:URL#MODEL`) is keyed by its URL, name and the server's /models
     entry: new weights served under an unchanged name are invisible to the cache, so serve

@@ -138,3 +138,27 @@ def test_check_reports_a_bad_template_at_its_argument(
     code, _, err = run_cli("check", "r.recipe", cwd=folder)
     assert code == 1
     assert "r.recipe:2:" in err and "not a valid Jinja2 template" in err and "^" in err
+
+
+def test_a_new_threshold_reuses_every_reply(
+        server: FakeOpenAI, rows: list[dict[str, Any]],
+        recipe_dir: Callable[..., Path], run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    """Replies are memoized by exact request: a new min_score re-runs the node, not the
+    model, and a second node asking the same questions asks nothing either."""
+    folder = recipe_dir({"r.recipe": recipe(server), "data/rows.jsonl": rows[:6]})
+    assert run_cli("build", "r.recipe", cwd=folder, env=ENV)[0] == 0
+    assert len(server.posts()) == 6
+    changed = recipe(server).replace("min_score=7", "min_score=9") + (
+        'loose = rows | select.judge(model=judge, fields=["question", "answer"], '
+        'min_score=2)\nexport loose to "out/loose.jsonl"\n')
+    (folder / "r.recipe").write_text(changed, encoding="utf-8")
+    code, out, err = run_cli("build", "r.recipe", "--json", cwd=folder, env=ENV)
+    assert code == 0, err
+    nodes = {n["name"]: n for n in json.loads(out)["nodes"]}
+    assert (nodes["good"]["status"], nodes["good"]["rows_out"]) == ("ran", 1)
+    assert nodes["good"]["model_calls"] == nodes["loose"]["model_calls"] == 0
+    assert nodes["good"]["stats"]["memo_hits"] == 6
+    assert len(server.posts()) == 6  # the server was asked nothing new
+    assert [r["_judge"] for r in read_jsonl(folder / "out/good.jsonl")] == [9.0]
+    assert [r["_judge"] for r in read_jsonl(folder / "out/loose.jsonl")] == [8.0, 9.0, 4.0,
+                                                                          7.0, 3.0]

@@ -1,0 +1,74 @@
+"""Every model generation goes through one request memo, keyed by the exact request.
+
+A generating operator's result is the parse of a model's raw reply. Keying the reply, not the
+parsed result, by the exact request (model identity, rendered messages, sampling settings and
+seed) means a fix to a parser, a filter rule or a threshold re-runs no model call, and two
+nodes that send the same request (a judge in two recipes, a shared pipeline) pay for it once.
+Replies are committed batch by batch as they arrive, so a build killed mid-node resumes
+without repeating a finished request. The memo lives in the store's row memo under its own
+namespace (`dcc.cache.rowmemo.request_memo`); the executor puts it on `RunContext.requests`.
+
+Seeds: a request's seed is part of its key, so an operator that wants a fresh sample of the
+same prompt (a retry, the k-th of n samples) asks with another seed, derived from the recipe's
+seed and the attempt number: the same recipe always asks the same questions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from dcc.cache.hashing import canonical_bytes, digest
+from dcc.ops.models import GenerationConfig, Prompt
+
+BATCH = 64  # requests sent (and committed to the memo) at a time
+
+
+def request_hash(identity: str, prompt: Prompt, config: GenerationConfig) -> str:
+    """The memo key of one generation request.
+
+    >>> cfg = GenerationConfig(seed=1)
+    >>> request_hash("m@1", "hi", cfg) == request_hash("m@1", "hi", cfg)
+    True
+    >>> request_hash("m@1", "hi", cfg) == request_hash("m@1", "hi", GenerationConfig(seed=2))
+    False
+    """
+    return digest(canonical_bytes({"model": identity, "prompt": prompt,
+                                   "config": config.as_dict()}))
+
+
+def generate(ctx: Any, backend: Any, prompts: Sequence[Prompt],
+             config: GenerationConfig) -> list[list[str]]:
+    """`config.n` replies per prompt, in input order, asking the model only for requests the
+    memo lacks (each distinct request once). Counts one model call per request sent in
+    `ctx.model_calls` and the requests served from the memo in `ctx.stats['memo_hits']`."""
+    if not prompts:
+        return []
+    ctx.calls_counted = True
+    memo = getattr(ctx, "requests", None)
+    identity = str(backend.identity)
+    hashes = [request_hash(identity, p, config) for p in prompts]
+    found: dict[str, list[str]] = {}
+    if memo is not None:
+        found = {h: json.loads(v) for h, v in memo.get_many(set(hashes)).items()}
+    hits = sum(1 for h in hashes if h in found)
+    if hits:
+        ctx.stats["memo_hits"] = ctx.stats.get("memo_hits", 0) + hits
+    todo: dict[str, int] = {}
+    for i, h in enumerate(hashes):
+        if h not in found and h not in todo:
+            todo[h] = i
+    pending = list(todo.items())
+    for start in range(0, len(pending), BATCH):
+        chunk = pending[start:start + BATCH]
+        replies = backend.generate([prompts[i] for _, i in chunk], config)
+        ctx.model_calls += len(chunk)
+        fresh = {h: [str(r) for r in reply] for (h, _), reply in zip(chunk, replies)}
+        found.update(fresh)
+        if memo is not None:
+            memo.put_many({h: json.dumps(r).encode() for h, r in fresh.items()})
+    return [list(found[h]) for h in hashes]
+
+
+__all__ = ["BATCH", "generate", "request_hash"]
