@@ -23,6 +23,9 @@ _BUILTIN_MODULES = (
     "dcc.ops.rules",
     "dcc.ops.textedit",
     "dcc.ops.scorers",
+    "dcc.ops.synthesize",
+    "dcc.ops.distill",
+    "dcc.ops.evolve",
 )
 
 

@@ -151,7 +151,65 @@ def load_model(ref: str, options: dict[str, Any], stat_cache: Any = None) -> Any
     return resolve_model(ref, kind="causal", options=options, stat_cache=stat_cache)
 
 
-class _Prompted(RowPython):
+class UsesModel:
+    """What every operator that asks a model shares: the `model` parameter's backend,
+    resolved once per operator (the key and the run share it), its identity for the node key,
+    chat messages, and `ask`, which goes through the request memo (`dcc.ops.models.memo`).
+    Row-wise prompted operators (`_Prompted`) and whole-dataset generators (synthesize,
+    distill) both build on it."""
+
+    p: dict[str, Any]
+    name: str
+
+    def check_model_ref(self) -> list[tuple[str | None, str]]:
+        ref = openai_ref(self.p["model"])
+        if ref is not None:
+            from dcc.ops.models.openai_http import parse_ref
+
+            try:
+                parse_ref(ref)
+            except ParamError as e:
+                return [("model", str(e))]
+        return []
+
+    def backend(self, options: dict[str, Any] | None = None, stat_cache: Any = None) -> Any:
+        cached = self.__dict__.get("_backend")
+        if cached is None:
+            cached = load_model(self.p["model"], dict(options or {}), stat_cache)
+            self.__dict__["_backend"] = cached
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:  # a backend holds sockets and locks
+        return {k: v for k, v in self.__dict__.items() if k != "_backend"}
+
+    def model_identity(self, stat_cache: Any = None) -> str | None:
+        return str(self.backend(None, stat_cache).identity)
+
+    def messages(self, prompt: str, system: str | None = None) -> list[dict[str, str]]:
+        system = system if system is not None else self.p.get("system")
+        head = [{"role": "system", "content": system}] if system else []
+        return [*head, {"role": "user", "content": prompt}]
+
+    def ask_many(self, prompts: list[Any], ctx: RunContext,
+                 config: GenerationConfig) -> list[list[str]]:
+        """`config.n` replies per prompt (a string or a list of chat messages), in order,
+        through the request memo: a reply already asked for, by this node or any other,
+        costs no model call. HTTP retries are added to the node's stats."""
+        from dcc.ops.models.memo import generate
+
+        if not prompts:
+            return []
+        model = self.backend(ctx.options)
+        before = dict(getattr(model, "stats", None) or {})
+        replies = generate(ctx, model, prompts, config)
+        retries = (getattr(model, "stats", None) or {}).get("retries", 0) - \
+            before.get("retries", 0)
+        if retries:
+            ctx.stats["http_retries"] = ctx.stats.get("http_retries", 0) + retries
+        return replies
+
+
+class _Prompted(UsesModel, RowPython):
     """A row-wise operator that renders one prompt per row and asks a model for one reply."""
 
     expensive = True
@@ -170,14 +228,9 @@ class _Prompted(RowPython):
         )
 
     def validate(self) -> list[tuple[str | None, str]]:
-        ref = openai_ref(self.p["model"])
-        if ref is not None:
-            from dcc.ops.models.openai_http import parse_ref
-
-            try:
-                parse_ref(ref)
-            except ParamError as e:
-                return [("model", str(e))]
+        problems = self.check_model_ref()
+        if problems:
+            return problems
         if self.p.get("template") is not None:
             try:
                 compile_template(self.p["template"])
@@ -205,43 +258,13 @@ class _Prompted(RowPython):
                                  f"input does not have; {hint}")
 
     # -- the model -------------------------------------------------------------------------
-    def backend(self, options: dict[str, Any] | None = None, stat_cache: Any = None) -> Any:
-        """The model backend, resolved once per operator (the key and the run share it)."""
-        cached = self.__dict__.get("_backend")
-        if cached is None:
-            cached = load_model(self.p["model"], dict(options or {}), stat_cache)
-            self.__dict__["_backend"] = cached
-        return cached
-
-    def __getstate__(self) -> dict[str, Any]:  # a backend holds sockets and locks
-        return {k: v for k, v in self.__dict__.items() if k != "_backend"}
-
-    def model_identity(self, stat_cache: Any = None) -> str | None:
-        return str(self.backend(None, stat_cache).identity)
-
     def config(self) -> GenerationConfig:
         return GenerationConfig(max_new_tokens=self.p["max_tokens"],
                                 temperature=self.p["temperature"], seed=self.p["seed"], n=1)
 
-    def messages(self, prompt: str) -> list[dict[str, str]]:
-        system = self.p.get("system")
-        head = [{"role": "system", "content": system}] if system else []
-        return [*head, {"role": "user", "content": prompt}]
-
     def ask(self, prompts: list[str], ctx: RunContext) -> list[str]:
-        """One reply per prompt, in order, through the request memo (a reply already asked
-        for, by this node or any other, costs no model call)."""
-        if not prompts:
-            return []
-        from dcc.ops.models.memo import generate
-
-        model = self.backend(ctx.options)
-        before = dict(getattr(model, "stats", None) or {})
-        replies = generate(ctx, model, [self.messages(p) for p in prompts], self.config())
-        retries = (getattr(model, "stats", None) or {}).get("retries", 0) - \
-            before.get("retries", 0)
-        if retries:
-            ctx.stats["http_retries"] = ctx.stats.get("http_retries", 0) + retries
+        """One reply per prompt, in order (see `UsesModel.ask_many`)."""
+        replies = self.ask_many([self.messages(p) for p in prompts], ctx, self.config())
         return [r[0] if r else "" for r in replies]
 
     def render_user_template(self, row: dict[str, Any], extra: dict[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""distill.*: teacher responses, chain-of-thought, coresets and prompt compression."""

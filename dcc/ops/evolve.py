@@ -1,0 +1,1 @@
+"""The evolve loop's own operators (feed, collect, result)."""
