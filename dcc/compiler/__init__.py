@@ -46,6 +46,8 @@ def compile_recipe(path: str, overrides: dict[str, str] | None = None, *,
     # errors, where the file is not yet what its author means).
     if syntax_ok:
         schema.propagate(program.nodes(), diags)
+    # An evolve block's chain is lowered once per round: report each problem once.
+    diags = list({(_pos(d), d.message): d for d in diags}.values())
     errors = [d for d in diags if d.is_error]
     if errors:
         raise RecipeError(sorted(errors, key=_pos))

@@ -76,6 +76,7 @@ class Resolver:
         self.allow_outside = allow_outside
         self._counter = 0
         self._namer: list[tuple[str, int]] = []  # stack of (binding display name, next index)
+        self._seed_shift = 0  # added to stochastic operators' seeds inside evolve round k
 
     # -- diagnostics -------------------------------------------------------------------------
     def fail(self, span: Span | None, message: str, help: str | None = None) -> _Failed:
@@ -225,8 +226,7 @@ class Resolver:
         if isinstance(expr, A.Call):
             return self._call(expr, scope, upstream)
         if isinstance(expr, A.Evolve):
-            raise self.fail(expr.span, "evolve blocks are not supported by this version of dcc",
-                            "the evolve loop arrives with the synthesize/distill operators")
+            return self._evolve(expr, scope, upstream)
         raise self.fail(getattr(expr, "span", None),
                         f"expected a dataset, got a {_kind(expr)}",
                         "a dataset is a binding, a load.* source, a combinator or a pipe")
@@ -321,6 +321,9 @@ class Resolver:
                           f"'{spec.name}': {spec.doc}" if spec.doc else None)
         if failed or len(self.diags) > errors_before:
             raise _Failed()
+        seed = cls.spec("seed")
+        if self._seed_shift and cls.stochastic and seed is not None and seed.type == "int":
+            values["seed"] = int(values.get("seed", seed.default) or 0) + self._seed_shift
         try:
             op = cls(**values)
         except ParamError as e:
@@ -437,6 +440,59 @@ class Resolver:
             return self.dataset(decl.body, Scope(mod, args), upstream)
         finally:
             self.expanding.pop()
+
+    # -- evolve blocks -----------------------------------------------------------------------
+    def _evolve(self, expr: A.Evolve, scope: Scope, upstream: str | None) -> str:
+        """Unroll `evolve(seed, rounds=N, ...) { chain }` into start, then feed -> chain ->
+        collect per round, then the result (see `dcc.ops.evolve` for the semantics)."""
+        from dcc.ops import evolve as E
+
+        if upstream is not None:
+            raise self.fail(expr.span, "evolve takes its seed dataset as its first argument",
+                            "write `evolve(data, rounds=N) { ... }`, not `data | evolve(...)`")
+        seed_args = [a for a in expr.args if a.name is None]
+        if len(seed_args) != 1 or expr.args[0].name is not None:
+            raise self.fail(expr.span, "evolve needs its seed dataset as its first argument, "
+                            "and only that one unnamed", "write `evolve(data, rounds=N) { ... }`")
+        values: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        specs = {p.name: p for p in E.BLOCK_PARAMS}
+        for arg in expr.args[1:]:
+            spec = specs.get(arg.name or "")
+            if spec is None:
+                raise self.fail(arg.span, f"evolve has no parameter '{arg.name}'",
+                                did_you_mean(arg.name or "", list(specs))
+                                or f"its parameters: {', '.join(specs)}")
+            if arg.name in values:
+                raise self.fail(arg.span, f"argument '{arg.name}' given twice")
+            value = self.value(arg.value, scope)
+            msg = check_value(spec, value) or (E.check_until(value) if spec.name == "until"
+                                                else None)
+            if msg:
+                raise self.fail(_value_span(arg), f"evolve: {msg}")
+            values[spec.name] = coerce(spec, value)
+            spans[spec.name] = _value_span(arg)
+        if "rounds" not in values:
+            raise self.fail(expr.span, "evolve is missing argument 'rounds'",
+                            "'rounds': how many times the chain runs (0 returns the seed)")
+        mode, until = values.get("mode", "accumulate"), values.get("until")
+        call = A.Call("evolve", expr.span, (), expr.span)
+        pool = self._add_node(E.EvolveStart(), [self.dataset(seed_args[0].value, scope)],
+                              call, {})
+        base = self._namer[-1][0] if self._namer else "evolve"
+        for k in range(1, values["rounds"] + 1):
+            self._namer.append((f"{base}.r{k}", 1))
+            shift = self._seed_shift
+            self._seed_shift = shift + k - 1
+            try:
+                feed = self._add_node(E.EvolveFeed(round=k, mode=mode, until=until), [pool],
+                                      call, {"until": spans["until"]} if until else {})
+                made = self.dataset(expr.body, scope, feed)
+                pool = self._add_node(E.EvolveCollect(round=k), [pool, made], call, {})
+            finally:
+                self._seed_shift = shift
+                self._namer.pop()
+        return self._add_node(E.EvolveResult(mode=mode), [pool], call, spans)
 
     # -- values ------------------------------------------------------------------------------
     def value(self, expr: A.Expr, scope: Scope) -> Any:

@@ -109,7 +109,7 @@ def test_a_changed_setting_asks_again(
         recipe_dir: Callable[..., Path], run_cli: Callable[..., tuple[int, str, str]]) -> None:
     folder = recipe_dir({"r.recipe": recipe(server), "data/rows.jsonl": rows[:2]})
     assert run_cli("build", "r.recipe", cwd=folder, env=ENV)[0] == 0
-    changed = recipe(server).replace("min_score=7", "min_score=7, seed=5")
+    changed = recipe(server).replace("min_score=7", "min_score=7, seed=5, temperature=0.5")
     (folder / "r.recipe").write_text(changed, encoding="utf-8")
     code, out, err = run_cli("build", "r.recipe", "--json", cwd=folder, env=ENV)
     assert code == 0, err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace  # noqa: F401 - used in the doctests
 from typing import Any
 
 from dcc.cache.hashing import canonical_bytes, digest
@@ -31,11 +32,20 @@ def request_hash(identity: str, prompt: Prompt, config: GenerationConfig) -> str
     >>> cfg = GenerationConfig(seed=1)
     >>> request_hash("m@1", "hi", cfg) == request_hash("m@1", "hi", cfg)
     True
-    >>> request_hash("m@1", "hi", cfg) == request_hash("m@1", "hi", GenerationConfig(seed=2))
+    >>> hot = GenerationConfig(seed=1, temperature=0.7)
+    >>> request_hash("m@1", "hi", hot) == request_hash("m@1", "hi", replace(hot, seed=2))
     False
+
+    Greedy decoding (temperature 0) does not sample, so its seed is not part of the request:
+    a judge asked again with another seed (an `evolve` round shifts seeds) costs nothing.
+
+    >>> request_hash("m@1", "hi", cfg) == request_hash("m@1", "hi", GenerationConfig(seed=2))
+    True
     """
-    return digest(canonical_bytes({"model": identity, "prompt": prompt,
-                                   "config": config.as_dict()}))
+    settings = config.as_dict()
+    if config.temperature == 0:
+        settings["seed"] = None
+    return digest(canonical_bytes({"model": identity, "prompt": prompt, "config": settings}))
 
 
 def generate(ctx: Any, backend: Any, prompts: Sequence[Prompt],
