@@ -1,5 +1,7 @@
-"""The operators an `evolve` block is lowered to: one start, then feed -> chain -> collect per
-round, then the result.
+"""`evolve(seed, rounds=N) { chain }`: run a chain round after round, growing a pool of rows
+(generate -> judge -> select, Self-Instruct and Evol-Instruct style loops). This module holds
+the operators the block is unrolled into: one start, then feed -> chain -> collect per round,
+then the result.
 
     grown = evolve(best, rounds=3, mode="accumulate", until={"min_new": 10}) {
         synthesize.evol_instruct(model=teacher)

@@ -20,19 +20,39 @@ def overview() -> Table:
         assert cls is not None
         first = cls.doc().split("\n\n")[0].replace("\n", " ")
         table.add_row(name, _kind(cls), first)
+    table.add_row("evolve", "block", "Run a chain round after round, growing a pool "
+                  "(`dcc ops evolve`).")
     return table
+
+
+def _evolve_block() -> Group:
+    """`evolve` is syntax, not an operator, but users look it up the same way."""
+    import inspect
+
+    from dcc.ops import evolve
+
+    head = Text("evolve(seed, ...) { chain }  [block]", style="dcc.name")
+    return Group(head, Text(""), Text(inspect.cleandoc(evolve.__doc__ or "")), Text(""),
+                 _params_table(evolve.BLOCK_PARAMS))
 
 
 def describe(name: str) -> Group:
     cls = registry.get(name)
+    if cls is None and name == "evolve":
+        return _evolve_block()
     if cls is None:
         from dcc.compiler.diagnostics import did_you_mean
 
         hint = did_you_mean(name, registry.names()) or "run `dcc ops` to list operators"
         raise UsageError(f"unknown operator '{name}'; {hint}")
+    head = Text(f"{cls.name}  v{cls.version}  [{_kind(cls)}]", style="dcc.name")
+    return Group(head, Text(""), Text(cls.doc()), Text(""), _params_table(cls.params))
+
+
+def _params_table(specs: tuple) -> Table:
     params = Table("parameter", "type", "default", "description", title="parameters",
                    title_justify="left")
-    for p in cls.params:
+    for p in specs:
         default = "required" if p.default is REQUIRED else repr(p.default)
         bounds = []
         if p.min is not None:
@@ -44,8 +64,7 @@ def describe(name: str) -> Group:
         doc = p.doc + (f" ({'; '.join(bounds)})" if bounds else "")
         params.add_row(p.name + (" (positional)" if p.positional else ""), p.describe_type(),
                        default, doc)
-    head = Text(f"{cls.name}  v{cls.version}  [{_kind(cls)}]", style="dcc.name")
-    return Group(head, Text(""), Text(cls.doc()), Text(""), params)
+    return params
 
 
 def _kind(cls: type) -> str:
