@@ -1,4 +1,11 @@
-"""rewrite.*: improve rows in place, one polars expression per rewritten column."""
+"""rewrite.*: improve rows in place, one polars expression per rewritten column.
+
+Mojibake repair (`fix_mojibake=true`) is the one step that is not a polars expression: it
+needs ftfy's tables of how UTF-8 text is garbled by Windows-1252 and Latin-1 decoders, so it
+runs as a Python function over each batch of values (only on values with non-ASCII
+characters, since mojibake is always non-ASCII). It is off by default, which keeps the
+default pipeline fully vectorized and its output unchanged.
+"""
 
 from __future__ import annotations
 
@@ -29,13 +36,24 @@ class RewriteNormalize(Map):
     stripped of leading and trailing whitespace (Python's str.strip()). So "\\r\\n" becomes
     "\\n". A null stays null; a field that is not a string column is an error.
 
-    Example:  rewrite.normalize(fields=["instruction", "output"])
+    With `fix_mojibake=true`, step (0) comes first: text that was UTF-8 but got decoded as
+    Windows-1252 or Latin-1 somewhere upstream ("donâ€™t", "cafÃ©") is repaired with ftfy's
+    `fix_encoding` ("don’t", "café"). Only the encoding is repaired: curly quotes stay curly
+    and text that is not mojibake is left as it was. Off by default: it runs Python on every
+    value with a non-ASCII character (measured on 75k GSM8K rows: 1.5x the step's time when
+    the text is ASCII, 10x when every value has an accent), and can misread rare legitimate
+    sequences such as "Ã©" written on purpose.
+
+    Example:  rewrite.normalize(fields=["instruction", "output"], fix_mojibake=true)
 
     >>> import polars as pl
     >>> from dcc.ops.base import RunContext
     >>> df = pl.DataFrame({"t": ["  Ｈｅｌｌｏ\\u200b\\t\\tworld \\r\\n\\n\\n\\nbye  ", None]})
     >>> RewriteNormalize(fields=["t"]).run([df], RunContext("t"))["t"].to_list()
     ['Hello world\\n\\nbye', None]
+    >>> df = pl.DataFrame({"t": ["donâ€™t   pay the cafÃ©"]})
+    >>> RewriteNormalize(fields=["t"], fix_mojibake=True).run([df], RunContext("t"))["t"][0]
+    'don’t pay the café'
     """
 
     name = "rewrite.normalize"
@@ -44,7 +62,17 @@ class RewriteNormalize(Map):
     params = (
         P("fields", "list[str]", doc="text columns to normalize in place", column=True,
           col_type="str"),
+        P("fix_mojibake", "bool", False, doc="first repair text garbled by a wrong decoding "
+          "('donâ€™t' -> 'don’t'), with ftfy"),
     )
+
+    def validate(self) -> list[tuple[str | None, str]]:
+        if self.p["fix_mojibake"]:
+            import importlib.util
+
+            if importlib.util.find_spec("ftfy") is None:
+                return [("fix_mojibake", "fix_mojibake=true needs ftfy: pip install ftfy")]
+        return []
 
     def writes(self) -> list[str]:
         return list(self.p["fields"])
@@ -57,7 +85,7 @@ class RewriteNormalize(Map):
         import polars as pl
 
         return [
-            pl.col(f).str.normalize("NFKC")
+            _unmojibake(pl.col(f), self.p["fix_mojibake"]).str.normalize("NFKC")
             .str.replace_all(_CONTROL, "")
             .str.replace_all(r"[ \t]+", " ")
             .str.replace_all(" \n", "\n", literal=True)
@@ -66,3 +94,20 @@ class RewriteNormalize(Map):
             .alias(f)
             for f in self.p["fields"]
         ]
+
+
+def _unmojibake(col: pl.Expr, on: bool) -> pl.Expr:
+    """`col` with mojibake repaired when `on` (see the module doc), else `col` itself."""
+    import polars as pl
+
+    if not on:
+        return col
+    return col.map_batches(_fix_batch, return_dtype=pl.String, is_elementwise=True)
+
+
+def _fix_batch(values: pl.Series) -> pl.Series:
+    import polars as pl
+    from ftfy import fix_encoding
+
+    fixed = [v if v is None or v.isascii() else fix_encoding(v) for v in values.to_list()]
+    return pl.Series(values.name, fixed, dtype=pl.String)
