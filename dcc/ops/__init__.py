@@ -26,6 +26,8 @@ _BUILTIN_MODULES = (
     "dcc.ops.synthesize",
     "dcc.ops.distill",
     "dcc.ops.evolve",
+    "dcc.ops.plumbing",
+    "dcc.ops.branches",
 )
 
 
