@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diskcache
 
@@ -42,6 +42,9 @@ from dcc.cache.base import (
 from dcc.cache.gc import select_victims
 from dcc.cache.hashing import hash_file
 from dcc.errors import CacheError
+
+if TYPE_CHECKING:
+    from dcc.cache.rowmemo import MemoDB
 
 _KEY, _STAT, _BUILD, _EXPORT, _PLAN = "key:", "stat:", "build:", "export:", "plan:"
 
@@ -70,7 +73,7 @@ class DiskStore:
         self._stat_cache = IndexMap(self._index, _STAT)
         self._export_state = IndexMap(self._index, _EXPORT)
         self._plan_memo = IndexMap(self._index, _PLAN)
-        self._rowmemo: diskcache.Cache | None = None
+        self._rowmemo: MemoDB | None = None
 
     def close(self) -> None:
         self._index.close()
@@ -210,12 +213,12 @@ class DiskStore:
         plans without reading data again."""
         return self._plan_memo
 
-    def rowmemo_cache(self) -> diskcache.Cache:
-        """The diskcache behind RowMemo (root/rowmemo), opened on first use."""
+    def rowmemo_db(self) -> MemoDB:
+        """The sqlite table behind RowMemo (root/rowmemo), opened on first use."""
         if self._rowmemo is None:
-            self._rowmemo = diskcache.Cache(
-                str(self.root / "rowmemo"), eviction_policy="none", statistics=0
-            )
+            from dcc.cache.rowmemo import MemoDB
+
+            self._rowmemo = MemoDB(self.root / "rowmemo")
         return self._rowmemo
 
     # -- builds ----------------------------------------------------------------------------

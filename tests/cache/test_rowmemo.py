@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import textwrap
 from collections.abc import Callable
 
 import pytest
@@ -101,3 +102,72 @@ def test_killed_build_resumes_from_committed_batches(
     builder.wait()
     memo = RowMemo(disk_store, OP)
     assert memo.count([row_hash(i) for i in range(100)]) == 90
+
+
+def test_lookups_of_many_rows_go_out_in_chunks(disk_store: DiskStore) -> None:
+    from dcc.cache.rowmemo import CHUNK
+
+    memo = RowMemo(disk_store, OP)
+    items = rows(CHUNK * 2 + 17)
+    memo.put_many(items)
+    asked = [*items, *rows(50, start=10**6)]
+    assert memo.get_many(asked) == items
+    assert memo.count(asked + list(items)[:3]) == len(items) + 3
+
+
+def test_a_first_format_memo_is_carried_over_once(tmp_path) -> None:  # noqa: ANN001
+    import diskcache
+
+    items = rows(5)
+    root = tmp_path / "store"
+    with diskcache.Cache(str(root / "rowmemo"), eviction_policy="none", statistics=0) as old:
+        for h, value in items.items():
+            old.set(f"{OP}:{h}", value)
+        old.set("not-a-memo-key", b"ignored")
+    with DiskStore(root) as store:
+        assert RowMemo(store, OP).get_many(list(items)) == items
+        RowMemo(store, OP).put_many({row_hash("new"): b"n"})
+    with diskcache.Cache(str(root / "rowmemo"), eviction_policy="none", statistics=0) as old:
+        old.set(f"{OP}:{row_hash('late')}", b"late")  # an old dcc writes after the upgrade
+    with DiskStore(root) as store:  # already upgraded: not imported again
+        assert RowMemo(store, OP).count([row_hash("new"), row_hash("late")]) == 1
+
+
+def test_a_memo_of_a_newer_format_is_refused_clearly(tmp_path) -> None:  # noqa: ANN001
+    import sqlite3
+
+    from dcc.cache.rowmemo import FILENAME, FORMAT
+    from dcc.errors import CacheError
+
+    root = tmp_path / "store"
+    (root / "rowmemo").mkdir(parents=True)
+    db = sqlite3.connect(root / "rowmemo" / FILENAME)
+    db.execute(f"PRAGMA user_version={FORMAT + 1}")
+    db.close()
+    with DiskStore(root) as store, pytest.raises(CacheError, match="newer dcc"):
+        RowMemo(store, OP).get_many([row_hash(1)])
+
+
+def test_two_processes_writing_at_once_lose_nothing(
+    disk_store: DiskStore, spawn: Callable
+) -> None:
+    code = """
+        import sys
+        from dcc.cache.store import DiskStore
+        from dcc.cache.rowmemo import RowMemo, row_hash
+        w = int(sys.argv[1])
+        memo = RowMemo(DiskStore(ROOT), OP)
+        for batch in range(100):
+            memo.put_many({row_hash((w, batch, i)): b"%d" % w for i in range(20)})
+        print("done", flush=True)
+    """.replace("ROOT", repr(str(disk_store.root))).replace("OP", repr(OP))
+    writers = [spawn(f"import sys; sys.argv[1:] = [{w!r}]\n" + textwrap.dedent(code))
+               for w in range(2)]
+    for proc in writers:
+        assert proc.stdout.readline().strip() == "done"
+        proc.wait()
+    memo = RowMemo(disk_store, OP)
+    for w in range(2):
+        hashes = [row_hash((w, b, i)) for b in range(100) for i in range(20)]
+        assert memo.count(hashes) == 2000
+        assert set(memo.get_many(hashes[:50]).values()) == {b"%d" % w}
