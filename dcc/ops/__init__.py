@@ -28,6 +28,10 @@ _BUILTIN_MODULES = (
     "dcc.ops.evolve",
     "dcc.ops.plumbing",
     "dcc.ops.branches",
+    "dcc.ops.quality",
+    "dcc.ops.gopher",
+    "dcc.ops.c4",
+    "dcc.ops.markup",
 )
 
 
