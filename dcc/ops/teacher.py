@@ -1,5 +1,6 @@
-"""What the teacher-driven `distill.*` operators share: seeds per sample, reply screening, and
-a judge that picks the best of several samples.
+"""What the `distill.*` operators share: seeds per sample, reply screening, the prompt of a
+teacher, a judge that picks the best of several samples, and a code fingerprint that covers
+their helper modules.
 
 * Seeds. Every generating request carries a seed derived from the recipe's `seed` and the
   sample index (or attempt number): sample 0 asks with `seed` itself, sample k > 0 with
@@ -14,11 +15,17 @@ a judge that picks the best of several samples.
 * Judging. `Judge` asks a second model to rate each (prompt, response) pair with
   select.judge's default prompt (`JUDGE_TEMPLATE`, `DEFAULT_RUBRIC`, scale 0-10, greedy,
   the recipe's seed) through the same request memo, and reads the score with `parse_score`.
+* Prompts. `TeacherPrompt` builds a teacher's user message from a column (with an optional
+  input column after it) or a Jinja2 template, and checks the columns it reads.
+* Fingerprints. `HelperCode` adds the helper modules that decide an operator's output
+  (answer rules, compression plan) to its code fingerprint.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import inspect
 from typing import Any, ClassVar
 
 from dcc.errors import ParamError
@@ -37,6 +44,27 @@ from dcc.ops.prompted import (
 
 JUDGE_SCALE = 10
 JUDGE_MAX_TOKENS = 256
+
+
+class HelperCode:
+    """Adds to the operator's code fingerprint the helpers that decide its output: modules
+    (`"dcc.ops.answers"`) or objects in them (`"dcc.ops.scorers:kcenter_greedy"`). The engine
+    fingerprints class sources only, so without this a fix to an answer rule would leave old
+    results cached; with the request memo, such a re-run costs no model call."""
+
+    helpers: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def code_source(cls) -> str:
+        parts = [super().code_source()]  # type: ignore[misc]
+        for ref in cls.helpers:
+            module, _, attr = ref.partition(":")
+            try:
+                obj = importlib.import_module(module)
+                parts.append(inspect.getsource(getattr(obj, attr) if attr else obj))
+            except (ImportError, AttributeError, OSError, TypeError):
+                parts.append(ref)
+        return "\n".join(parts)
 
 
 def sample_seed(seed: int, k: int) -> int:
@@ -192,4 +220,5 @@ def best(scores: list[float | None]) -> int:
     return -max(ranked)[2]
 
 
-__all__ = ["Judge", "TeacherPrompt", "best", "count", "instruction_prompt", "sample_seed", "screen"]
+__all__ = ["HelperCode", "Judge", "TeacherPrompt", "best", "count", "instruction_prompt",
+           "sample_seed", "screen"]

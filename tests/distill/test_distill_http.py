@@ -122,3 +122,47 @@ def test_respond_and_cot_build_exactly_then_rebuild_from_the_caches(
     assert (more["status"], more["model_calls"], more["stats"]["memo_hits"]) == ("ran", 12, 24)
     assert [r["output"] for r in read(folder / "out/answered.jsonl")] == ["long answer 1"] * 6
     assert len(fake.posts()) == sent + 12
+
+
+def test_compress_through_an_endpoint_that_echoes_prompt_logprobs(
+        fake: FakeOpenAI, recipe_dir: Callable[..., Path],
+        run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    # FakeOpenAI gives the i-th whitespace token of a prompt the log-probability -0.5 i (and
+    # the first none), so a word's self-information grows with its position: the last words
+    # are the most informative, and the first word, with no score, ranks first.
+    rows = [{"text": "Weng earns $12 an hour for babysitting.", "_parent": "w"},
+            {"text": "Betty has only half of the money.\nHer parents give her $15.",
+             "_parent": "b"}]
+    text = f"""recipe squeezed
+rows = load.jsonl("data/rows.jsonl")
+short = rows | distill.compress(field="text", model="{fake.ref()}", ratio=0.5)
+export short to "out/short.jsonl"
+"""
+    folder = recipe_dir({"r.recipe": text, "data/rows.jsonl": rows})
+    code, out, err = run_cli("build", "r.recipe", "--json", cwd=folder, env=ENV)
+    assert code == 0, err
+    assert [(r["_parent"], r["text"], r["_compress_ratio"])
+            for r in read(folder / "out/short.jsonl")] == [
+        ("w", "Weng $12 babysitting.", 0.4286),
+        ("b", "Betty\nHer parents give her $15.", 0.5)]
+    node = nodes(out)["short"]
+    assert (node["model_calls"], node["stats"]) == (2, {"words_scored": 19})
+    assert len(fake.posts("/v1/completions")) == 19  # one echo request per word
+    code, out, err = run_cli("build", "r.recipe", "--json", cwd=folder, env=ENV)
+    assert code == 0 and nodes(out)["short"]["status"] == "cached"
+    assert len(fake.posts("/v1/completions")) == 19
+
+
+def test_an_endpoint_that_cannot_score_fails_compress_clearly(
+        fake: FakeOpenAI, recipe_dir: Callable[..., Path],
+        run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    fake.score_mode = "reject"
+    text = f"""recipe squeezed
+rows = load.jsonl("data/rows.jsonl")
+short = rows | distill.compress(field="text", model="{fake.ref()}")
+export short to "out/short.jsonl"
+"""
+    folder = recipe_dir({"r.recipe": text, "data/rows.jsonl": [{"text": "a b c d"}]})
+    code, _, err = run_cli("build", "r.recipe", cwd=folder, env=ENV)
+    assert code == 3 and "Traceback" not in err
+    assert "'short'" in err and "this endpoint cannot score" in err
