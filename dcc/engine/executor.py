@@ -4,6 +4,8 @@ Operators never know where they run; the executor hands them tables and a `RunCo
 Row-wise Python operators (model calls) go through the row memo here: rows whose result is
 memoized are not sent to the operator, new results are committed batch by batch, so a build
 killed at 90% of such a node resumes at 90%, and a source that grows by 1% costs about 1%.
+A row-wise operator with a ranked `keep=` (`KeepBest`: "the best 30%") computes each row's
+score the same way, then gets the whole result back for its top-k (`select_kept`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dcc.cache.store import DiskStore
 from dcc.compiler.ir import Node
 from dcc.engine import events as ev
 from dcc.engine.rowwise import count_new_rows, run_rowpython
-from dcc.ops.base import RowPython, RunContext
+from dcc.ops.base import KeepBest, RowPython, RunContext
 
 if TYPE_CHECKING:
     import polars as pl
@@ -37,7 +39,10 @@ class LocalExecutor:
                          requests=request_memo(self.store))
         if isinstance(node.op, RowPython):
             memo = RowMemo(self.store, parts.memo_key()) if parts and node.op.expensive else None
-            return run_rowpython(node.op, inputs[0], ctx, memo), ctx
+            out = run_rowpython(node.op, inputs[0], ctx, memo)
+            if isinstance(node.op, KeepBest):  # a top-k of every row's score: after all rows
+                out = node.op.select_kept(out, ctx)
+            return out, ctx
         return node.op.run(inputs, ctx), ctx
 
     def count_new_rows(self, node: Node, parts: KeyParts,

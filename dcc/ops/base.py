@@ -307,6 +307,165 @@ class CountOrFraction:
         return math.floor(Fraction(repr(self.p["fraction"])) * rows)
 
 
+class KeepBest:
+    """`keep=`: one argument for which scored rows stay, on operators that write a score.
+
+    The forms, for an operator whose best rows are its `keep_best` end ("top": the highest
+    scores, "bottom": the lowest):
+
+      keep=0.3                      the best 30%: floor(0.3 x candidates), exact decimal
+      keep=100                      the best 100 rows (an int is a count, a float a fraction)
+      keep={"top": 0.1}             the highest-scored 10% ({"top": 500}: 500 rows)
+      keep={"bottom": 500}          the lowest-scored 500 rows
+      keep={"min": 2, "max": 50}    scores from 2 to 50, both inclusive (either may be absent)
+      keep={"top": 0.1, "max": 1}   the range first, then the top 10% of the rows in it
+
+    A row without a score (null or NaN) is never kept. "Candidates" are the scored rows in
+    the range: a bare number ranks the rows in the operator's `keep_eligible` range (IFD:
+    scores <= 1), top/bottom rank the rows in the dict's own min/max range (all scored rows
+    when it has none). Ties go to the earlier row; kept rows keep their input order. `keep`
+    replaces the operator's own threshold parameters (`keep_replaces`): giving both is an
+    error.
+
+    A ranked form needs every row's score, so it cannot be decided row by row. The
+    operator's per-row step applies only `keep_row` (score present and in range), which
+    depends on the row alone and so stays row-memoized; the executor then hands the whole
+    result to `select_kept`, which takes the top or bottom k. An operator with a ranked
+    `keep` is therefore not row-wise (`rowwise` is false on that instance): no optimizer
+    pass may move a filter across it or fuse it, since that would change which rows rank
+    first. Scores needed only for ranking (the operator does not list the score column in
+    `writes()`) are dropped after it.
+    """
+
+    p: dict[str, Any]
+    name: ClassVar[str]
+    rowwise: ClassVar[bool]
+    keep_best: ClassVar[str] = "top"
+    keep_eligible: ClassVar[dict[str, float]] = {}
+    keep_replaces: ClassVar[tuple[str, ...]] = ("min", "max")
+    KEYS: ClassVar[tuple[str, ...]] = ("top", "bottom", "min", "max")
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)  # type: ignore[call-arg]
+        if self.keep_ranked():
+            self.rowwise = False  # type: ignore[misc]
+
+    @staticmethod
+    def keep_param(best: str) -> P:
+        """The `keep` parameter; `best` says what the operator's best rows are."""
+        return P("keep", "number|dict", None,
+                 doc=f"rows to keep: a fraction (0.3) or count (100) of the best ({best}), "
+                     "{'top'|'bottom': fraction or count}, {'min': x, 'max': y}")
+
+    def keep_column(self) -> str:
+        """The column the operator writes its score to."""
+        raise NotImplementedError(f"{type(self).__name__} must say its score column")
+
+    # -- checking ------------------------------------------------------------------------------
+    def keep_problems(self) -> list[tuple[str | None, str]]:
+        keep = self.p.get("keep")
+        if keep is None:
+            return []
+        given = [n for n in self.keep_replaces if self.p.get(n) is not None]
+        if given:
+            return [("keep", f"give 'keep' or '{given[0]}', not both (a threshold in 'keep' is "
+                             "keep={\"min\": ..., \"max\": ...})")]
+        if not isinstance(keep, dict):
+            msg = _amount_problem("keep", keep)
+            return [("keep", msg)] if msg else []
+        return [("keep", msg)] if (msg := _keep_dict_problem(keep)) else []
+
+    # -- deciding ------------------------------------------------------------------------------
+    def keep_form(self) -> tuple[str | None, int | float | None, float | None, float | None]:
+        """(rank "top"/"bottom"/None, amount, lowest, highest score kept) of a valid `keep`."""
+        keep = self.p.get("keep")
+        if keep is None:
+            return None, None, None, None
+        if not isinstance(keep, dict):
+            return (self.keep_best, keep, self.keep_eligible.get("min"),
+                    self.keep_eligible.get("max"))
+        rank = next((k for k in ("top", "bottom") if k in keep), None)
+        return rank, keep.get(rank) if rank else None, keep.get("min"), keep.get("max")
+
+    def keep_ranked(self) -> bool:
+        """True when `keep` ranks rows against each other (needs the whole dataset)."""
+        return self.keep_form()[0] is not None
+
+    def keep_row(self, score: float | None) -> bool:
+        """The row-wise part of `keep`: the score exists and is in range (always true without
+        `keep`). A ranked form's final cut is `select_kept`'s."""
+        if self.p.get("keep") is None:
+            return True
+        if score is None or score != score:  # null or NaN
+            return False
+        _, _, lo, hi = self.keep_form()
+        return (lo is None or score >= lo) and (hi is None or score <= hi)
+
+    def keep_size(self, rows: int) -> int:
+        import math
+        from fractions import Fraction
+
+        amount = self.keep_form()[1]
+        if isinstance(amount, float):
+            return math.floor(Fraction(repr(amount)) * rows)
+        return min(int(amount or 0), rows)
+
+    def select_kept(self, df: pl.DataFrame, ctx: RunContext) -> pl.DataFrame:
+        """The whole-dataset part of `keep`, run by the executor after every row's step: the
+        top or bottom k of the candidates, in input order."""
+        import polars as pl
+
+        col = self.keep_column()
+        rank = self.keep_form()[0]
+        if rank is not None and col in df.columns:
+            score = pl.col(col).cast(pl.Float64).fill_nan(None)
+            df = df.filter(score.is_not_null())
+            order = df.select(pl.arg_sort_by(score, descending=rank == "top",
+                                             maintain_order=True)).to_series()
+            kept = order.head(self.keep_size(df.height)).sort()
+            ctx.stats["dropped_by_rank"] = df.height - kept.len()
+            df = df[kept]
+        if col in df.columns and col not in self.writes():  # type: ignore[attr-defined]
+            df = df.drop(col)
+        return df
+
+
+def _amount_problem(name: str, value: Any) -> str | None:
+    """A fraction (float 0..1) or count (int >= 0), or a message saying what is wrong."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"'{name}' must be a fraction or a count (got {type(value).__name__} {value!r})"
+    if value < 0:
+        return f"'{name}' must be >= 0 (got {value!r})"
+    if isinstance(value, float) and value > 1:
+        return (f"'{name}' as a float is a fraction of the rows, from 0 to 1 (got {value!r}); "
+                f"for a count write an int, for a threshold keep={{\"min\": {value!r}}}")
+    return None
+
+
+def _keep_dict_problem(keep: dict[str, Any]) -> str | None:
+    import difflib
+
+    for key in keep:
+        if key not in KeepBest.KEYS:
+            close = difflib.get_close_matches(str(key), KeepBest.KEYS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            return f"'keep' has no key '{key}'; {hint}its keys: top, bottom, min, max"
+    if not keep:
+        return "'keep' is an empty dict; give 'top', 'bottom', 'min' or 'max'"
+    if "top" in keep and "bottom" in keep:
+        return "'keep' takes 'top' or 'bottom', not both"
+    for key in ("top", "bottom"):
+        if key in keep and (msg := _amount_problem(f"keep.{key}", keep[key])):
+            return msg
+    for key in ("min", "max"):
+        value = keep.get(key)
+        if key in keep and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"'keep.{key}' must be a number (got {type(value).__name__} {value!r})"
+    if keep.get("min") is not None and keep.get("max") is not None and keep["min"] > keep["max"]:
+        return f"'keep.max' must be >= 'keep.min' (got min={keep['min']}, max={keep['max']})"
+    return None
+
+
 class Combinator(Op):
     """Takes one or more datasets positionally."""
 
@@ -320,5 +479,5 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-__all__ = ["Op", "CountOrFraction", "MinMaxBounds", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
+__all__ = ["Op", "CountOrFraction", "KeepBest", "MinMaxBounds", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
            "RunContext", "P", "REQUIRED"]

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from dcc.errors import DccError, ParamError
 from dcc.ops import register
-from dcc.ops.base import P, RowPython, RunContext
+from dcc.ops.base import KeepBest, P, RowPython, RunContext
 from dcc.ops.models import GenerationConfig
 from dcc.schema import Schema
 
@@ -385,7 +385,7 @@ def _from_match(groups: tuple[str | None, ...], scale: int) -> float | None:
 
 
 @register
-class SelectJudge(_Prompted):
+class SelectJudge(KeepBest, _Prompted):
     """Score each row with an LLM judge and keep rows scored at least `min_score`.
 
     LLM-as-judge in the style of AlpaGasus (Chen et al., 2023, "AlpaGasus: Training a Better
@@ -403,9 +403,14 @@ class SelectJudge(_Prompted):
     The score goes to the column `into` (default `_judge`) unless `keep_score=false`;
     `keep_raw=true` also keeps the reply in `<into>_raw`. With `min_score`, rows scored below
     it are dropped, AND SO ARE ROWS WITH A NULL SCORE (an unreadable verdict is not a pass);
-    without it every row is kept with its score. Replies are memoized by exact request
-    (`dcc.ops.models.memo`), so changing `min_score`, `keep_raw` or `into` re-runs the node
-    but asks the model nothing: only the prompt, model and sampling settings decide a call.
+    without it every row is kept with its score. Or give `keep` (`dcc.ops.base.KeepBest`;
+    the best rows here are the HIGHEST scores, rows with a null score are never kept):
+    keep=0.1 keeps the best-scored 10%, keep=9000 the best 9000 (AlpaGasus's cut),
+    keep={"bottom": 100} the 100 worst, keep={"min": 7, "max": 9} scores 7 to 9. A ranked
+    `keep` takes its top-k once every row is judged; ties go to the earlier row. Replies are
+    memoized by exact request (`dcc.ops.models.memo`), so changing `min_score`, `keep`,
+    `keep_raw` or `into` re-runs the node but asks the model nothing: only the prompt, model
+    and sampling settings decide a call.
 
     A remote judge (`openai:URL#MODEL`) is keyed by its URL, name and the server's /models
     entry: new weights served under an unchanged name are invisible to the cache, so serve
@@ -432,11 +437,13 @@ class SelectJudge(_Prompted):
     name = "select.judge"
     version = 1
     RESERVED = frozenset({"rubric", "scale"})
+    keep_replaces = ("min_score",)
     params = (
         P("model", "str", path=True,
           doc="the judge: a folder beside the recipe, a hub id 'org/name' or openai:URL#MODEL"),
         P("min_score", "number", None, doc="keep rows scored at least this (null: keep all)",
           min=0),
+        KeepBest.keep_param("the highest scores"),
         P("field", "str", None, doc="the one column to show the judge", column=True),
         P("fields", "list[str]", None, doc="the columns to show the judge", column=True),
         P("template", "str", None, doc="a Jinja2 template for the whole prompt"),
@@ -459,10 +466,14 @@ class SelectJudge(_Prompted):
         if p["min_score"] is not None and p["min_score"] > p["scale"]:
             return [("min_score", (f"'min_score' must be <= scale ({p['scale']}) "
                                    f"(got {p['min_score']!r})"))]
-        if p["min_score"] is None and not p["keep_score"] and not p["keep_raw"]:
+        if p["min_score"] is None and p["keep"] is None and not p["keep_score"] and \
+                not p["keep_raw"]:
             return [("keep_score", ("with min_score=null and keep_score=false the judge's "
                                     "verdict goes nowhere; set one of them"))]
-        return super().validate()
+        return self.keep_problems() or super().validate()
+
+    def keep_column(self) -> str:
+        return self.p["into"]
 
     def shown_columns(self, row: dict[str, Any]) -> list[str]:
         if self.p["field"] is not None:
@@ -504,7 +515,11 @@ class SelectJudge(_Prompted):
                                                      score < self.p["min_score"]):
                 out.append(None)
                 continue
-            result: dict[str, Any] = {self.p["into"]: score} if self.p["keep_score"] else {}
+            if not self.keep_row(score):
+                out.append(None)
+                continue
+            kept = self.p["keep_score"] or self.keep_ranked()  # a ranked keep needs it
+            result: dict[str, Any] = {self.p["into"]: score} if kept else {}
             if self.p["keep_raw"]:
                 result[f"{self.p['into']}_raw"] = reply
             out.append(result)

@@ -4,36 +4,39 @@ Two kinds of operator live here, and the split is what keeps model calls cheap:
 
 * Scorers (`select.perplexity`, `select.ifd`) are row-wise and `expensive`: the engine sends
   only rows its row memo lacks, so a rebuild, or a source grown by 1%, costs (about) no model
-  calls. Each writes its score to a documented column (`_ppl`, `_ifd`) and can drop rows
-  outside `min`..`max` (both inclusive) on the way. A row whose score does not exist (an empty
-  text has no tokens) gets null, fails any `min`/`max`, and is kept when neither is given.
-* Keeping the best fraction or count needs every row's score at once, which a row-wise step
-  never sees. `select.topk(by=..., n=... | fraction=..., descending=...)` (dcc/ops/rules.py)
-  is that final step: a cheap whole-dataset operator on any numeric column. So "the 30% of
-  rows with the lowest perplexity" is `select.perplexity(field="text", model=m) |
-  select.topk(by="_ppl", fraction=0.3, descending=false)`; changing the 30% re-runs only
-  `select.topk`, never the model.
-  Thresholds given to a scorer are part of its memo key (the memo stores what the row
-  produced, kept or dropped), so to tune a threshold without re-scoring, score with no
-  `min`/`max` and filter downstream.
+  calls. Each writes its score to a documented column (`_ppl`, `_ifd`). Every score also goes
+  through the model-request memo (`score_losses`: keyed by model identity, prefix and
+  continuation, shared by every node), so changing a scorer's threshold or `keep` re-runs
+  the node but asks the model nothing, and IFD's unconditional loss of a text is the same
+  request as that text's perplexity.
+* Which rows stay is `keep=` (`dcc.ops.base.KeepBest`): a threshold range
+  (`keep={"min": 2, "max": 50}`, row by row) or a ranked form (`keep=0.3`: the best 30%;
+  `keep={"bottom": 500}`), whose top-k the executor takes once every row is scored. The
+  older `min`/`max` parameters are the same range. `select.topk(by="_ppl", ...)` after a
+  scorer with no `keep` does the ranked cut as a separate node, which is equivalent.
+  A row whose score does not exist (an empty text has no tokens) gets null, and `keep`,
+  `min` or `max` drop it; with none of them every row is kept.
 * `select.diverse` and `select.kcenter` need every row's embedding and the rows chosen so
   far: they are whole-dataset operators that call the embedding model themselves (counted in
   `model_calls`: one per distinct text embedded) and are cached per node, not per row.
 
 The `model` parameter of every operator here takes a folder beside the recipe (`"./tiny"`),
-a hub id, or an `openai:` endpoint (see `dcc.ops.models.resolve`); embedding operators
-default to the packaged all-MiniLM-L6-v2. A model's identity (hash of its files, or hub
-commit) is part of every node key.
+a hub id, `vllm:` before either (the vLLM engine, see `dcc.ops.models.vllm_offline`), or an
+`openai:` endpoint (see `dcc.ops.models.resolve`); embedding operators default to the
+packaged all-MiniLM-L6-v2. A model's identity (hash of its files, or hub commit) is part of
+every node key.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dcc.errors import ParamError
 from dcc.ops import register
-from dcc.ops.base import REQUIRED, DatasetOp, P, RowPython, RunContext
+from dcc.ops.base import REQUIRED, DatasetOp, KeepBest, P, RowPython, RunContext
 from dcc.ops.models.resolve import (
     ModelNotFound,
     model_identity,
@@ -93,19 +96,75 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def score_request_hash(identity: str, prefix: str, continuation: str) -> str:
+    """The request memo's key for scoring `continuation` after `prefix` (distinct from any
+    generation request's key: the fields differ).
+
+    >>> score_request_hash("m", "", "hi") == score_request_hash("m", "", "hi")
+    True
+    >>> score_request_hash("m", "a", "b") == score_request_hash("m", "", "ab")
+    False
+    """
+    from dcc.cache.hashing import canonical_bytes, digest
+
+    return digest(canonical_bytes({"score": identity, "prefix": prefix,
+                                   "continuation": continuation}))
+
+
+def score_losses(ctx: RunContext, backend: Any, prefixes: Sequence[str],
+                 continuations: Sequence[str]) -> list[float | None]:
+    """Mean negative log-likelihood per token of each continuation given its prefix (None
+    when no token is scored: an empty continuation), in input order, asking the model only
+    for requests the request memo (`ctx.requests`) lacks, each distinct one once. Counts one
+    model call per request sent and the memo's answers in `ctx.stats['memo_hits']`."""
+    ctx.calls_counted = True
+    memo = getattr(ctx, "requests", None)
+    identity = str(backend.identity)
+    hashes = [score_request_hash(identity, p, c) if c else None
+              for p, c in zip(prefixes, continuations)]
+    found: dict[str, float | None] = {}
+    wanted = {h for h in hashes if h is not None}
+    if memo is not None and wanted:
+        found = {h: json.loads(v) for h, v in memo.get_many(wanted).items()}
+        if found:
+            hits = sum(1 for h in hashes if h in found)
+            ctx.stats["memo_hits"] = ctx.stats.get("memo_hits", 0) + hits
+    todo: dict[str, int] = {}
+    for i, h in enumerate(hashes):
+        if h is not None and h not in found and h not in todo:
+            todo[h] = i
+    if todo:
+        scores = backend.score([prefixes[i] for i in todo.values()],
+                               [continuations[i] for i in todo.values()])
+        ctx.model_calls += len(todo)
+        fresh = {h: (s.mean_loss if s.logprobs else None) for h, s in zip(todo, scores)}
+        found.update(fresh)
+        if memo is not None:
+            memo.put_many({h: json.dumps(v).encode() for h, v in fresh.items()})
+    return [None if h is None else found[h] for h in hashes]
+
+
 @register
-class SelectPerplexity(ModelOp, RowPython):
+class SelectPerplexity(KeepBest, ModelOp, RowPython):
     """Score each row's `field` by its perplexity under a causal LM, into the column `_ppl`.
 
     `_ppl` = exp(mean negative log-likelihood per token) of the text, scored from the start of
     the sequence (the model's BOS token is the only context). Lower means more fluent or more
     typical of what the model was trained on; shuffled characters and boilerplate-free noise
-    score high. A null or empty field has no tokens: `_ppl` is null. With `min` and/or `max`,
-    rows outside that range (inclusive) are dropped; for the lowest or highest fraction, follow
-    with `select.topk(by="_ppl", descending=false, ...)`. Row-memoized: a rebuild costs no
-    model calls.
+    score high. A null or empty field has no tokens: `_ppl` is null.
 
-    Example:  select.perplexity(field="text", model="./tiny", max=200.0)
+    `keep` chooses the rows that stay; the best rows here are the LOWEST perplexities:
+      keep=0.3                    the 30% of scored rows with the lowest perplexity
+      keep=100                    the 100 lowest
+      keep={"top": 0.05}          the 5% highest (to look at the noise)
+      keep={"min": 5, "max": 200} perplexity from 5 to 200 (inclusive), row by row
+    (see `dcc.ops.base.KeepBest`: ties go to the earlier row, rows keep their order, null
+    scores are never kept). `min`/`max` are the same range as keep={"min":..,"max":..}.
+    Without `keep`, `min` or `max` every row is kept with its score. Row-memoized, and
+    every text's score is memoized by request: a rebuild, or a new `keep`, costs no model
+    calls.
+
+    Example:  select.perplexity(field="text", model="./tiny", keep=0.3)
     """
 
     name = "select.perplexity"
@@ -113,16 +172,21 @@ class SelectPerplexity(ModelOp, RowPython):
     expensive = True
     cost = 1000.0
     requires = MODELS_EXTRA
+    keep_best = "bottom"
     params = (
         P("field", "str", doc="the text column to score", column=True, col_type="str"),
-        model_param(REQUIRED, doc="causal LM: folder beside the recipe, hub id, or "
-                    "'openai:URL#model'"),
+        model_param(REQUIRED, doc="causal LM: folder beside the recipe, hub id, "
+                    "'vllm:' + either, or 'openai:URL#model'"),
+        KeepBest.keep_param("the lowest perplexity"),
         P("min", "float", None, doc="lowest perplexity kept (inclusive)", min=0.0),
         P("max", "float", None, doc="highest perplexity kept (inclusive)", min=0.0),
     )
 
     def validate(self) -> list[tuple[str | None, str]]:
-        return _bounds_problem(self.p)
+        return self.keep_problems() or _bounds_problem(self.p)
+
+    def keep_column(self) -> str:
+        return "_ppl"
 
     def writes(self) -> list[str]:
         return ["_ppl"]
@@ -132,11 +196,12 @@ class SelectPerplexity(ModelOp, RowPython):
 
     def process(self, rows: list[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any] | None]:
         texts = [row.get(self.p["field"]) or "" for row in rows]
-        scores = self.backend(ctx).score([""] * len(texts), texts)
+        losses = score_losses(ctx, self.backend(ctx), [""] * len(texts), texts)
         out: list[dict[str, Any] | None] = []
-        for s in scores:
-            ppl = _finite(math.exp(s.mean_loss)) if s.logprobs else None
-            out.append({"_ppl": ppl} if _kept(ppl, self.p) else None)
+        for loss in losses:
+            ppl = _finite(math.exp(loss)) if loss is not None else None
+            kept = _kept(ppl, self.p) and self.keep_row(ppl)
+            out.append({"_ppl": ppl} if kept else None)
         return out
 
 
@@ -151,7 +216,7 @@ IFD_TEMPLATES = {
 
 
 @register
-class SelectIFD(ModelOp, RowPython):
+class SelectIFD(KeepBest, ModelOp, RowPython):
     """Score each row by Instruction-Following Difficulty (Li et al., 2024, "From Quantity to
     Quality"), into the column `_ifd`.
 
@@ -164,12 +229,26 @@ class SelectIFD(ModelOp, RowPython):
       "alpaca": the Stanford Alpaca prompt ("Below is an instruction ... ### Instruction:\\n
                 {instruction}\\n\\n### Response:\\n"), as in the paper's code.
     IFD < 1: the instruction makes the output easier to predict; the lower, the more it
-    helps. IFD >= 1 means the instruction does not help at all (the paper discards those
-    rows: give max=0.999). High IFD below 1 marks instructions that are hard to follow,
-    the ones the paper selects (`select.topk(by="_ifd", fraction=0.1)` after this). An empty
-    output scores null. With `min`/`max`, rows outside (inclusive) are dropped.
+    helps. IFD > 1 means the instruction does not help at all. High IFD below 1 marks
+    instructions that are hard to follow: the ones the paper selects. An empty output
+    scores null.
 
-    Example:  select.ifd(instruction="question", output="answer", model="./tiny", max=0.999)
+    `keep` chooses the rows that stay; the best rows here are the HIGHEST IFD AT OR BELOW 1,
+    as in the paper's selection code (Cherry_LLM `data_by_IFD.py`: rows with IFD > 1 are
+    dropped, the rest sorted, and the top `sample_rate` share of THOSE rows kept):
+      keep=0.1                    the 10% highest IFD among rows with IFD <= 1
+                                  (= keep={"top": 0.1, "max": 1.0})
+      keep=1000                   the 1000 highest IFD <= 1
+      keep={"top": 0.1}           the 10% highest IFD of all scored rows, > 1 included
+      keep={"bottom": 0.2}        the 20% lowest (instructions that help most)
+      keep={"max": 0.999}         every row with IFD <= 0.999, row by row
+    (see `dcc.ops.base.KeepBest`; one difference from the paper's code: ties go to the
+    earlier row, where its sort keeps the later one). `min`/`max` are the same range as
+    keep={"min":..,"max":..}. Without `keep`, `min` or `max` every row is kept with its
+    score. Both losses are memoized by request: a rebuild or a new `keep` costs no model
+    calls, and each row costs two requests the first time.
+
+    Example:  select.ifd(instruction="question", output="answer", model="./tiny", keep=0.3)
     """
 
     name = "select.ifd"
@@ -177,22 +256,28 @@ class SelectIFD(ModelOp, RowPython):
     expensive = True
     cost = 2000.0
     requires = MODELS_EXTRA
+    keep_best = "top"
+    keep_eligible = {"max": 1.0}
     params = (
         P("instruction", "str", "instruction", doc="the instruction column", column=True,
           col_type="str"),
         P("output", "str", "output", doc="the response column", column=True, col_type="str"),
         P("input", "str", None, doc="optional extra-input column, appended to the instruction",
           column=True, col_type="str"),
-        model_param(REQUIRED, doc="causal LM: folder beside the recipe, hub id, or "
-                    "'openai:URL#model'"),
+        model_param(REQUIRED, doc="causal LM: folder beside the recipe, hub id, "
+                    "'vllm:' + either, or 'openai:URL#model'"),
         P("template", "str", "plain", doc="how the prompt is written",
           choices=tuple(IFD_TEMPLATES)),
+        KeepBest.keep_param("the highest IFD at or below 1"),
         P("min", "float", None, doc="lowest IFD kept (inclusive)", min=0.0),
         P("max", "float", None, doc="highest IFD kept (inclusive)", min=0.0),
     )
 
     def validate(self) -> list[tuple[str | None, str]]:
-        return _bounds_problem(self.p)
+        return self.keep_problems() or _bounds_problem(self.p)
+
+    def keep_column(self) -> str:
+        return "_ifd"
 
     def writes(self) -> list[str]:
         return ["_ifd"]
@@ -210,14 +295,15 @@ class SelectIFD(ModelOp, RowPython):
     def process(self, rows: list[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any] | None]:
         outputs = [row.get(self.p["output"]) or "" for row in rows]
         prompts = [self.prompt(row) for row in rows]
-        backend = self.backend(ctx)
-        both = backend.score(prompts + [""] * len(rows), outputs + outputs)
+        both = score_losses(ctx, self.backend(ctx), prompts + [""] * len(rows),
+                            outputs + outputs)
         out: list[dict[str, Any] | None] = []
         for cond, alone in zip(both[:len(rows)], both[len(rows):]):
             ifd = None
-            if cond.logprobs and alone.logprobs and alone.mean_loss > 0:
-                ifd = _finite(cond.mean_loss / alone.mean_loss)
-            out.append({"_ifd": ifd} if _kept(ifd, self.p) else None)
+            if cond is not None and alone is not None and alone > 0:
+                ifd = _finite(cond / alone)
+            kept = _kept(ifd, self.p) and self.keep_row(ifd)
+            out.append({"_ifd": ifd} if kept else None)
         return out
 
 
@@ -406,4 +492,6 @@ __all__ = [
     "embed_unique",
     "kcenter_greedy",
     "row_texts",
+    "score_losses",
+    "score_request_hash",
 ]
