@@ -30,7 +30,7 @@ SIGNATURES = {
                      "bands", "rows_per_band", "verify", "max_hamming", "seed", "model",
                      "n_clusters"],
     "select.sample": ["n", "fraction", "seed"],
-    "rewrite.normalize": ["fields"],
+    "rewrite.normalize": ["fields", "fix_mojibake"],
     "concat": [],
     "mix": ["weights", "n", "seed"],
     "split": ["test", "part", "seed"],
