@@ -9,7 +9,7 @@ import pytest
 from conftest import text_of
 
 from dcc.errors import ParamError
-from dcc.ops.synth_rows import Backtranslate
+from dcc.ops.synth_backtranslate import Backtranslate
 from dcc.schema import Schema
 
 REF = "openai:http://127.0.0.1:1/v1#m"

@@ -10,7 +10,7 @@ import pytest
 from conftest import text_of
 
 from dcc.errors import ParamError
-from dcc.ops.synth_rows import EVOLUTIONS, EvolInstruct, eliminated, parse_equal
+from dcc.ops.synth_evol import EVOLUTIONS, EvolInstruct, eliminated, parse_equal
 
 REF = "openai:http://127.0.0.1:1/v1#m"
 

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from dcc.errors import ParamError
-from dcc.ops.synthesize import Magpie
+from dcc.ops.synth_magpie import Magpie
 from dcc.ops.textgen import SynthesisError, derive_seed, split_chat_template
 
 REF = "openai:http://127.0.0.1:1/v1#m"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fake_openai import FakeOpenAI
 
-from dcc.ops.synth_rows import EvolInstruct
+from dcc.ops.synth_evol import EvolInstruct
 from dcc.ops.textgen import derive_seed
 
 SEEDS = [
