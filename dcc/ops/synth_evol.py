@@ -100,6 +100,10 @@ def evolution_prompt(name: str, instruction: str, fmt: str = INPUT_FORMATS[0]) -
     return DEPTH_TEMPLATE.format(method=method, instruction=instruction)
 
 
+def _copied(text: str) -> set[str]:
+    return {" ".join(m.group(0).lower().split()) for m in _COPIED.finditer(text)}
+
+
 def eliminated(original: str, evolved: str, max_similarity: float) -> str | None:
     """Why an evolution fails WizardLM's elimination step (None: it passes).
 
@@ -114,7 +118,7 @@ def eliminated(original: str, evolved: str, max_similarity: float) -> str | None
     """
     if not evolved:
         return "empty"
-    if _COPIED.search(evolved):
+    if _copied(evolved) - _copied(original):  # words the original had are no copy
         return "copied_prompt"
     if has_word(evolved, "sorry") and len(evolved.split()) < 80:
         return "refused"

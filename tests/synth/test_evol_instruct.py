@@ -137,6 +137,8 @@ def test_helpers() -> None:
     long = " ".join(f"w{i}" for i in range(50))
     assert eliminated(long, long + " extra", 0.95) == "no_gain"
     assert eliminated(long, long + " extra", 0.995) is None  # F = 100/101
+    assert eliminated("Shorten the given prompt.", "Shorten the given prompt to ten words.",
+                      0.95) is None  # the original's own words are no copy
     assert parse_equal("**Not Equal**") is False and parse_equal("Equal") is True
     assert parse_equal("They are not equal.") is False
 
