@@ -180,17 +180,17 @@ class SelectGopherRepetition(Filter):
     version = 1
     params = (
         _field_param(),
-        P("max_dup_lines", "float", 0.3, doc="most share of repeated lines", min=0.0, max=1.0),
+        P("max_dup_lines", "float", 0.3, doc="most share of repeated lines", min=0.0, max=1.0, null=True),
         P("max_dup_paragraphs", "float", 0.3, doc="most share of repeated paragraphs",
-          min=0.0, max=1.0),
+          min=0.0, max=1.0, null=True),
         P("max_dup_line_chars", "float", 0.2, doc="most share of characters in repeated lines",
-          min=0.0, max=1.0),
+          min=0.0, max=1.0, null=True),
         P("max_dup_paragraph_chars", "float", 0.2,
-          doc="most share of characters in repeated paragraphs", min=0.0, max=1.0),
+          doc="most share of characters in repeated paragraphs", min=0.0, max=1.0, null=True),
         P("max_top_ngram", "list[number]", [0.20, 0.18, 0.16],
-          doc="for n = 2, 3, 4: most share covered by the top n-gram"),
+          doc="for n = 2, 3, 4: most share covered by the top n-gram", null=True),
         P("max_dup_ngram", "list[number]", [0.15, 0.14, 0.13, 0.12, 0.11, 0.10],
-          doc="for n = 5..10: most share covered by repeated n-grams"),
+          doc="for n = 5..10: most share covered by repeated n-grams", null=True),
     )
 
     def validate(self) -> list[tuple[str | None, str]]:

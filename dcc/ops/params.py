@@ -45,6 +45,8 @@ class P:
     col_type: str | None = None
     path: bool = False
     positional: bool = False
+    # null is accepted even though the default is not (a rule on by default that null turns off)
+    null: bool = False
 
     @property
     def required(self) -> bool:
@@ -52,7 +54,7 @@ class P:
 
     @property
     def nullable(self) -> bool:
-        return self.default is None
+        return self.default is None or self.null
 
     def describe_type(self) -> str:
         return self.type + (" | null" if self.nullable else "")

@@ -135,18 +135,18 @@ class SelectLines(Filter):
     params = (
         _field_param(),
         P("min_punct_lines", "float", 0.12, doc="least share of lines ending in . ! ? etc.",
-          min=0.0, max=1.0),
-        P("max_short_lines", "float", 0.67, doc="most share of short lines", min=0.0, max=1.0),
+          min=0.0, max=1.0, null=True),
+        P("max_short_lines", "float", 0.67, doc="most share of short lines", min=0.0, max=1.0, null=True),
         P("short_line", "int", 30, doc="a line of at most this many characters is short",
           min=0),
         P("max_dup_line_chars", "float", 0.01, doc="most share of characters in repeated lines",
-          min=0.0, max=1.0),
+          min=0.0, max=1.0, null=True),
         P("max_dup_lines", "float", None, doc="most share of lines repeating an earlier one",
           min=0.0, max=1.0),
         P("max_line_length", "int", None, doc="longest line allowed, in characters", min=0),
         P("min_mean_line_length", "float", None, doc="least mean line length", min=0.0),
         P("max_mean_line_length", "float", None, doc="most mean line length", min=0.0),
-        P("max_newlines_per_word", "float", 0.3, doc="most newlines per token", min=0.0),
+        P("max_newlines_per_word", "float", 0.3, doc="most newlines per token", min=0.0, null=True),
     )
 
     def validate(self) -> list[tuple[str | None, str]]:
@@ -226,19 +226,19 @@ class SelectGopher(Filter):
     version = 1
     params = (
         _field_param(),
-        P("min_words", "int", 50, doc="fewest words", min=0),
-        P("max_words", "int", 100000, doc="most words", min=0),
-        P("min_mean_word_length", "float", 3.0, doc="least mean word length", min=0.0),
-        P("max_mean_word_length", "float", 10.0, doc="most mean word length", min=0.0),
-        P("max_hash_ratio", "float", 0.1, doc="most '#' per token", min=0.0),
-        P("max_ellipsis_ratio", "float", 0.1, doc="most ellipses per token", min=0.0),
+        P("min_words", "int", 50, doc="fewest words", min=0, null=True),
+        P("max_words", "int", 100000, doc="most words", min=0, null=True),
+        P("min_mean_word_length", "float", 3.0, doc="least mean word length", min=0.0, null=True),
+        P("max_mean_word_length", "float", 10.0, doc="most mean word length", min=0.0, null=True),
+        P("max_hash_ratio", "float", 0.1, doc="most '#' per token", min=0.0, null=True),
+        P("max_ellipsis_ratio", "float", 0.1, doc="most ellipses per token", min=0.0, null=True),
         P("max_bullet_lines", "float", 0.9, doc="most share of lines starting with a bullet",
-          min=0.0, max=1.0),
+          min=0.0, max=1.0, null=True),
         P("max_ellipsis_lines", "float", 0.3, doc="most share of lines ending in an ellipsis",
-          min=0.0, max=1.0),
+          min=0.0, max=1.0, null=True),
         P("min_alpha_words", "float", 0.8, doc="least share of tokens with a letter",
-          min=0.0, max=1.0),
-        P("min_stop_words", "int", 2, doc="fewest stop-word occurrences", min=0),
+          min=0.0, max=1.0, null=True),
+        P("min_stop_words", "int", 2, doc="fewest stop-word occurrences", min=0, null=True),
         P("stop_words", "list[str]", list(GOPHER_STOP_WORDS),
           doc="the stop words (compared lowercased)"),
     )
@@ -313,8 +313,8 @@ def entry_pattern(entry: str) -> str:
 
 @register
 class SelectFlaggedWords(_Scored):
-    """Keep rows whose share of flagged words in `field` is between `min` and `max`
-    (default max=0: drop every text holding any listed word or phrase, C4's rule).
+    """Keep rows whose share of flagged words in `field` is between `min` and `max`; with
+    neither given, max=0: drop every text holding any listed word or phrase (C4's rule).
 
     The list is the union of the shipped `lists` (default ["en"]: the LDNOOBW English list
     at the commit C4 used, 377 entries, CC BY 4.0; provenance in
@@ -347,7 +347,8 @@ class SelectFlaggedWords(_Scored):
         P("lists", "list[str]", ["en"], doc="shipped word lists to use (by language code)"),
         P("words", "list[str]", None, doc="more entries to flag (words or phrases)"),
         P("min", "float", None, doc="lowest flagged share kept (inclusive)", min=0.0, max=1.0),
-        P("max", "float", 0.0, doc="highest flagged share kept (inclusive)", min=0.0, max=1.0),
+        P("max", "float", None, doc="highest flagged share kept (inclusive; 0 when neither "
+          "min nor max is given)", min=0.0, max=1.0),
         P("keep_score", "bool", False, doc="also write the ratio to `_flagged_ratio`"),
     )
     columns = ("_flagged_ratio",)
@@ -360,7 +361,14 @@ class SelectFlaggedWords(_Scored):
             return [("lists", why)]
         if not self.entries():
             return [("words", "the word list is empty; give 'lists' or 'words'")]
+        if self.p["min"] is None and self.p["max"] is None:
+            return []  # the default: max=0 (see within)
         return super().validate()
+
+    def within(self, value: pl.Expr) -> pl.Expr:
+        if self.p["min"] is None and self.p["max"] is None:
+            return value <= 0.0
+        return super().within(value)
 
     def entries(self) -> list[str]:
         out = [e for lang in self.p["lists"] for e in shipped_list(lang)]
