@@ -86,6 +86,12 @@ def rouge_l(a: str, b: str) -> float:
     return f_measure(lcs_length(ta, tb), len(ta), len(tb))
 
 
+class UsesRouge:
+    """Mixin for operators whose output depends on this module. The engine memoizes an
+    operator's code fingerprint across processes keyed by the stat of the files that define
+    the classes of its MRO; being in the MRO is what makes an edit here re-key them."""
+
+
 class RougePool:
     """A growing set of texts to test new ones against: `max_score(text, at_least)` is the
     highest ROUGE-L F of `text` with any pooled text, computing exact scores only for pairs
@@ -133,4 +139,4 @@ class RougePool:
         return best
 
 
-__all__ = ["RougePool", "f_measure", "lcs_length", "rouge_l", "tokenize"]
+__all__ = ["RougePool", "UsesRouge", "f_measure", "lcs_length", "rouge_l", "tokenize"]

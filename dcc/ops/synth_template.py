@@ -172,6 +172,12 @@ class SynthTemplate(Source):
             size *= len(values)
         return size
 
+    @classmethod
+    def code_source(cls) -> str:
+        from dcc.ops.textgen import module_code
+
+        return module_code(super().code_source(), (cls.__module__,))
+
     # -- the source interface ------------------------------------------------------------
     def files(self) -> list[str]:
         return [self.p["table"]] if isinstance(self.p["table"], str) else []

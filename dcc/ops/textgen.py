@@ -21,6 +21,7 @@ from dcc.errors import DccError
 from dcc.ops.base import P, RunContext
 from dcc.ops.models import GenerationConfig
 from dcc.ops.prompted import UsesModel
+from dcc.ops.rouge import UsesRouge
 
 # Modules whose functions decide what a generator outputs: their source is part of every
 # generator's code fingerprint (the engine fingerprints class sources only).
@@ -66,10 +67,10 @@ def count(ctx: RunContext, name: str, n: int = 1) -> None:
         ctx.stats[name] = ctx.stats.get(name, 0) + n
 
 
-class Generator(UsesModel):
+class Generator(UsesModel, UsesRouge):
     """Base of the model-calling generators: settings to a `GenerationConfig`, and a code
     fingerprint that includes the helper modules (parsers, filters, ROUGE-L) whose changes
-    change outputs."""
+    change outputs, and their whole own module (prompt templates, module-level parsers)."""
 
     p: dict[str, Any]
 
@@ -81,13 +82,20 @@ class Generator(UsesModel):
 
     @classmethod
     def code_source(cls) -> str:
-        parts = [super().code_source()]  # type: ignore[misc]
-        for name in (*HELPER_MODULES, cls.__module__):
-            try:
-                parts.append(inspect.getsource(sys.modules[name]))
-            except (KeyError, OSError, TypeError):
-                parts.append(name)
-        return "\n".join(parts)
+        return module_code(super().code_source(),  # type: ignore[misc]
+                           (*HELPER_MODULES, cls.__module__))
+
+
+def module_code(class_code: str, modules: tuple[str, ...]) -> str:
+    """An operator's class source plus the whole source of `modules`: the engine fingerprints
+    class sources only, and these modules' functions decide outputs too."""
+    parts = [class_code]
+    for name in modules:
+        try:
+            parts.append(inspect.getsource(sys.modules[name]))
+        except (KeyError, OSError, TypeError):
+            parts.append(name)
+    return "\n".join(parts)
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -216,6 +224,6 @@ def _adds_bos(tokenizer: Any) -> bool:
     return bool(ids) and ids[0] == getattr(tokenizer, "bos_token_id", None)
 
 
-__all__ = ["Generator", "STOP_WORDS", "SynthesisError", "clean_generated", "count",
+__all__ = ["Generator", "module_code", "STOP_WORDS", "SynthesisError", "clean_generated", "count",
            "derive_seed", "has_word", "numbered_items", "one_line", "only_stop_words",
            "sampling", "split_chat_template"]

@@ -200,3 +200,18 @@ def test_columns_for_the_compiler() -> None:
     assert op.input_columns({"prompt", "other"}) == {"prompt"}
     assert op.output_schema([]).columns == {"prompt": "str"}
     assert (op.stochastic, op.expensive, op.cost) == (True, True, 1000.0)
+
+
+def test_the_code_fingerprint_covers_the_helpers() -> None:
+    """A fix to a parser, a filter or ROUGE-L must re-key the generators (the engine
+    fingerprints class sources only)."""
+    import dcc.ops.rouge as rouge
+    from dcc.ops.synth_magpie import Magpie
+    from dcc.ops.synth_template import SynthTemplate
+
+    source = SelfInstruct.code_source()
+    assert "def numbered_items" in source and "def heuristic_reject" in source
+    assert "def _lcs_bits" in source
+    assert "def split_chat_template" in Magpie.code_source()
+    assert "def grid_product" in SynthTemplate.code_source()
+    assert rouge.UsesRouge in SelfInstruct.__mro__  # rouge.py's stat is in the code memo key
