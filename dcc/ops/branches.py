@@ -335,8 +335,7 @@ class Merge(Combinator):
                             f"{keys!r}) keeps the first)".replace("'", '"'))
         right = right.with_columns(pl.col(c).cast(first.schema[c]) for c in keys
                                    if right.schema[c] == pl.Null)
-        return out.join(right, on=keys, how="left", nulls_equal=False,
-                        maintain_order="left")
+        return out.join(right, on=keys, how="left")  # null keys match nothing
 
     def _check_overlaps(self, out: pl.DataFrame, plans: list[dict[str, str | None]],
                         inputs: list[pl.DataFrame]) -> None:

@@ -175,12 +175,14 @@ class RowsExplode(DatasetOp):
                 raise DataError(f"{self.name}: 'index' column '{index}' already exists; "
                                 f"choose another name")
             df = df.with_columns(pl.int_ranges(0, lens[0], dtype=pl.Int64).alias(index))
-        keep = self.p["keep_empty"]
-        if not keep:
-            df = df.filter(lens[0] > 0)
         cols = fields + ([index] if index else [])
-        out = df.with_columns(pl.col(c).fill_null(pl.lit([], dtype=df.schema[c])) for c in cols)
-        out = out.explode(cols, empty_as_null=keep, keep_nulls=keep)
+        if self.p["keep_empty"]:  # an empty or null list stands for one row of nulls
+            df = df.with_columns(pl.when(lens[0] > 0).then(pl.col(c))
+                                 .otherwise(pl.lit([None], dtype=df.schema[c])).alias(c)
+                                 for c in cols)
+        else:
+            df = df.filter(lens[0] > 0)
+        out = df.explode(cols)
         if self.p["unnest"]:
             out = self._unnest(out, fields[0])
         return out
