@@ -115,6 +115,10 @@ def hash_file(path: str | os.PathLike[str]) -> str:
                 with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                     if hasattr(mm, "madvise"):
                         mm.madvise(mmap.MADV_SEQUENTIAL)
+                        # Read ahead the whole file in large requests: a file not in the page
+                        # cache (an artifact written with O_DIRECT) otherwise faults in page
+                        # by page, ~7x slower on a VM.
+                        mm.madvise(mmap.MADV_WILLNEED)
                     return xxhash.xxh3_128_hexdigest(mm)
             except (OSError, ValueError):
                 f.seek(0)  # a filesystem without mmap: fall back to reading

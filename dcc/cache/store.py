@@ -20,7 +20,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -41,6 +41,7 @@ from dcc.cache.base import (
 )
 from dcc.cache.gc import select_victims
 from dcc.cache.hashing import hash_file
+from dcc.cache.writer import ObjectWriter
 from dcc.errors import CacheError
 
 if TYPE_CHECKING:
@@ -49,8 +50,10 @@ if TYPE_CHECKING:
 _KEY, _STAT, _BUILD, _EXPORT, _PLAN = "key:", "stat:", "build:", "export:", "plan:"
 
 # A row-selection artifact ("view", written by dcc.engine.artifacts) starts with this magic and
-# the 32-hex content of its base table; the store reads only that much, to keep bases alive.
+# the 32-hex content of its base table; so does a "patch" (a view plus columns of its own).
+# The store reads only that much, to keep bases alive.
 VIEW_MAGIC = b"DCCVIEW1"
+PATCH_MAGIC = b"DCCPATCH"
 VIEW_HEAD = len(VIEW_MAGIC) + 32
 
 
@@ -112,10 +115,28 @@ class DiskStore:
         """A fresh path in `root/tmp` for the engine to write an artifact into."""
         return atomic.temp_name(self.root / "tmp", suffix)
 
-    def commit(self, tmp: str | os.PathLike[str]) -> str:
-        """Move a finished temp file into the object store under its hash; return the hash."""
+    def put_object(self, write: Callable[[ObjectWriter], None], suffix: str = "") -> str:
+        """Store the bytes `write` writes into the file it is given; return their hash.
+
+        The file is a temp that `dcc.cache.writer.ObjectWriter` hashes as it is written
+        (large objects go around the page cache), then committed like any temp."""
+        tmp = self.temp_path(suffix)
+        writer = ObjectWriter(tmp)
+        try:
+            write(writer)
+            writer.close()
+            return self.commit(tmp, content=writer.digest())
+        finally:
+            writer.abort()
+            tmp.unlink(missing_ok=True)
+
+    def commit(self, tmp: str | os.PathLike[str], content: str | None = None) -> str:
+        """Move a finished temp file into the object store under its hash; return the hash.
+
+        `content` is the hash of the file's bytes when the writer computed it while writing
+        them (ObjectWriter); otherwise the file is hashed here."""
         tmp = Path(tmp)
-        content = hash_file(tmp)
+        content = hash_file(tmp) if content is None else check_hash(content)
         dest = self.object_path(content)
         dest.parent.mkdir(exist_ok=True)
         if dest.is_file() and dest.stat().st_size == tmp.stat().st_size:
@@ -147,13 +168,13 @@ class DiskStore:
         return False
 
     def view_base(self, content: str) -> str | None:
-        """The base table's content if `content` is a view artifact, else None."""
+        """The base table's content if `content` is a view or patch artifact, else None."""
         try:
             with open(self.object_path(content), "rb") as f:
                 head = f.read(VIEW_HEAD)
         except OSError:
             return None
-        if len(head) < VIEW_HEAD or not head.startswith(VIEW_MAGIC):
+        if len(head) < VIEW_HEAD or head[:len(VIEW_MAGIC)] not in (VIEW_MAGIC, PATCH_MAGIC):
             return None
         try:
             return check_hash(head[len(VIEW_MAGIC):].decode("ascii"))

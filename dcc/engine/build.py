@@ -21,9 +21,11 @@ from dcc.cache.store import DiskStore
 from dcc.compiler.ir import Node, Program
 from dcc.engine import events as ev
 from dcc.engine.artifacts import (
+    Derivation,
     Origin,
     read_artifact,
     schema_of,
+    take_rows,
     views_enabled,
     write_table,
     write_view,
@@ -32,7 +34,7 @@ from dcc.engine.executor import LocalExecutor
 from dcc.engine.exports import ExportResult, write_exports
 from dcc.engine.keys import node_parts, source_contents
 from dcc.errors import DccError, OperatorError
-from dcc.ops.base import DatasetOp, Filter, RunContext
+from dcc.ops.base import DatasetOp, Filter, Map, RunContext
 
 if TYPE_CHECKING:
     import numpy as np
@@ -198,7 +200,7 @@ class Builder:
         self.emit(ev.NodeStarted(nodes[-1].name, label, df_in.height))
         t0 = time.perf_counter()
         try:
-            df, counts, rows = run_stage(nodes, df_in, with_rows=self.views)
+            df, counts, derivation = run_stage(nodes, df_in, with_rows=self.views)
         except Exception as e:  # name the stage's nodes: any of them may be the culprit
             names = ", ".join(n.name for n in nodes)
             msg = f"{type(e).__name__}: {e} (in the fused stage {names})"
@@ -209,7 +211,7 @@ class Builder:
             r.status, r.rows_in, r.rows_out = "ran", rows_in, out
             r.content = r.key  # never materialized: its key names its content
             rows_in = out
-        last.content = self._store_output(nodes[-1].id, df, nodes[0].inputs[0], rows)
+        last.content = self._store_output(nodes[-1].id, df, nodes[0].inputs[0], derivation)
         last.seconds = time.perf_counter() - t0
         self.store.save(last.key, Record(content=last.content, rows=df.height,
                                          schema=schema_of(df), stats={"stage_rows": counts},
@@ -296,7 +298,7 @@ class Builder:
         self.emit(ev.NodeStarted(node.name, node.op_name, res.rows_in))
         t0 = time.perf_counter()
         try:
-            df, ctx, rows = self._execute(node, inputs, res.parts)
+            df, ctx, derivation = self._execute(node, inputs, res.parts)
         except DccError as e:
             self.emit(ev.NodeFailed(node.name, node.op_name, str(e)))
             raise OperatorError(node.name, str(e)) from None
@@ -305,7 +307,7 @@ class Builder:
             self.emit(ev.NodeFailed(node.name, node.op_name, msg))
             raise OperatorError(node.name, msg) from e
         res.content = self._store_output(node.id, df, node.inputs[0] if node.inputs else None,
-                                         rows)
+                                         derivation)
         res.seconds = time.perf_counter() - t0
         res.rows_out, res.status, res.stats = df.height, "ran", dict(ctx.stats)
         res.model_calls = ctx.model_calls
@@ -322,41 +324,45 @@ class Builder:
         return res
 
     def _execute(self, node: Node, inputs: list[pl.DataFrame], parts: KeyParts | None
-                 ) -> tuple[pl.DataFrame, RunContext, np.ndarray | None]:
-        """Run a node; for a node that can only select rows of its one input (a plain
-        Filter, or a dataset operator whose select_rows answers), the engine itself takes
-        the rows and also returns their positions in the input (None otherwise)."""
+                 ) -> tuple[pl.DataFrame, RunContext, Derivation | None]:
+        """Run a node; for a node whose output the engine can derive from its one input (a
+        plain Filter or Map, run as a stage of one, or a dataset operator whose select_rows
+        answers), the engine does the work itself and also says how the output derives from
+        the input, so it can be stored as a view or patch (None otherwise)."""
         op = node.op
         if self.views and len(inputs) == 1 and len(node.inputs) == 1:
+            from dcc.engine.stages import run_stage, written_columns
+
             df = inputs[0]
-            if (isinstance(op, Filter) and type(op).run is Filter.run
-                    and not op.null_text_casts(df.schema)):
+            if (((isinstance(op, Filter) and type(op).run is Filter.run)
+                    or (isinstance(op, Map) and type(op).run is Map.run))
+                    and written_columns([node], []) is not None):
                 ctx = RunContext(node=node.name, options=self.executor.options)
-                out = df.with_row_index(_ROW).filter(op.predicate())
-                return out.drop(_ROW), ctx, out[_ROW].to_numpy().astype("int64")
+                out, _, derivation = run_stage([node], df, with_rows=True)
+                return out, ctx, derivation
             if isinstance(op, DatasetOp) and type(op).select_rows is not DatasetOp.select_rows:
                 seed = int(op.p.get("seed") or 0) if op.stochastic else 0
                 ctx = RunContext(node=node.name, seed=seed, options=self.executor.options)
                 rows = op.select_rows(df, ctx)
                 if rows is not None:
                     rows = _check_rows(rows, df.height, op.name)
-                    return df[rows], ctx, rows
+                    return take_rows(df, rows), ctx, Derivation(rows)
         df, ctx = self.executor.execute(node, inputs, parts)
         return df, ctx, None
 
     def _store_output(self, node_id: str, df: pl.DataFrame, input_id: str | None,
-                      rows: np.ndarray | None) -> str:
-        """Store a node's table (a view when `rows` selects it from its input's rows) and
-        keep it in memory for its consumers; returns its content."""
+                      derivation: Derivation | None) -> str:
+        """Store a node's table (a view or patch when `derivation` says how it derives from
+        its input's rows) and keep it in memory for its consumers; returns its content."""
         source = self.origins.get(input_id) if input_id is not None else None
-        origin = source.select(rows) if source is not None and rows is not None else None
+        origin = source.derive(derivation) if source and derivation else None
         # A view needs its base: if it is gone (removed as corrupt, by a concurrent gc),
-        # materialize instead.
-        if origin is not None and self.store.has_object(origin.base):
-            content = write_view(self.store, origin)
+        # materialize instead; so too when every column is the node's own.
+        if origin is not None and origin.fits(df) and self.store.has_object(origin.base):
+            content = write_view(self.store, origin, df)
         else:
             content = write_table(df, self.store)
-            origin = Origin(content, df.height)
+            origin = Origin(content, df.height, base_schema=dict(df.schema))
         self.tables[node_id] = df
         self.origins[node_id] = origin
         return content

@@ -18,6 +18,7 @@ from dcc.ops import register
 from dcc.ops.base import CountOrFraction, DatasetOp, Filter, MinMaxBounds, P, RunContext
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
 
 # Python's str.split() whitespace: Unicode White_Space plus the separators U+001C..U+001F.
@@ -166,6 +167,16 @@ class SelectRegex(Filter):
         found = pl.col(self.p["field"]).str.contains(pattern)
         found = found.fill_null(pl.lit("").str.contains(pattern))
         return found if self.p["keep"] else ~found
+
+
+def _keep_rows(df: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    """The rows at sorted positions `rows`, by a mask (cheaper than a gather for text)."""
+    import numpy as np
+    import polars as pl
+
+    keep = np.zeros(df.height, dtype=bool)
+    keep[rows] = True
+    return df.filter(pl.Series(keep))
 
 
 @register
@@ -341,22 +352,30 @@ class SelectDedup(DatasetOp):
         return df.select(pl.concat_str(parts, separator="\n").alias("text"))["text"]
 
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
-        import polars as pl
-
-        df, method = inputs[0], self.p["method"]
-        if method == "semantic":
+        df = inputs[0]
+        if self.p["method"] == "semantic":
             return self._semantic(df, ctx)
+        return _keep_rows(df, self.select_rows(df, ctx))
+
+    def select_rows(self, df: pl.DataFrame, ctx: RunContext) -> np.ndarray | None:
+        """The kept rows' positions (exact, minhash, simhash), so the engine stores a small
+        row selection instead of a copy; None for semantic (its run() decides)."""
+        import numpy as np
+
+        method = self.p["method"]
+        if method == "semantic":
+            return None
         if method in ("minhash", "simhash"):
             from dcc.ops.neardup import near_duplicates
 
             res = near_duplicates(self._text(df), method, **self._near_options())
             ctx.stats.update(res.stats)
-            return df.filter(pl.Series(res.keep))
+            return np.flatnonzero(np.asarray(res.keep, dtype=bool))
         keys = self._key(df)
-        out = df.filter(self._first_distinct(df.select(
-            [k.alias(f"k{i}") for i, k in enumerate(keys)])))
-        ctx.stats["duplicates"] = df.height - out.height
-        return out
+        rows = np.flatnonzero(self._first_distinct(df.select(
+            [k.alias(f"k{i}") for i, k in enumerate(keys)])).to_numpy())
+        ctx.stats["duplicates"] = df.height - len(rows)
+        return rows
 
     @staticmethod
     def _first_distinct(keys: pl.DataFrame) -> pl.Series:
@@ -418,11 +437,11 @@ class SelectSample(CountOrFraction, DatasetOp):
     )
 
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
-        import numpy as np
-        import polars as pl
+        return _keep_rows(inputs[0], self.select_rows(inputs[0], ctx))
 
-        df = inputs[0]
+    def select_rows(self, df: pl.DataFrame, ctx: RunContext) -> np.ndarray:
+        """The kept rows' positions, sorted (the engine stores them, not a copy)."""
+        import numpy as np
+
         rng = np.random.default_rng(self.p["seed"])
-        keep = np.zeros(df.height, dtype=bool)
-        keep[rng.choice(df.height, size=self.size(df.height), replace=False)] = True
-        return df.filter(pl.Series(keep))
+        return np.sort(rng.choice(df.height, size=self.size(df.height), replace=False))

@@ -1,5 +1,6 @@
 """Row-selection artifacts (views): a node that keeps a subset of its input's rows is stored
-as its base table's content plus row indices, not as a copy.
+as its base table's content plus row indices, not as a copy; a node that also rewrites
+columns (a plain Map, alone or fused with filters) is a patch: a view plus its own columns.
 
 In-process builds on a real DiskStore; DCC_NO_VIEWS=1 gives the materialized reference.
 """
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from engine_helpers import Project
 
-from dcc.cache.store import VIEW_MAGIC, DiskStore
+from dcc.cache.store import PATCH_MAGIC, VIEW_MAGIC, DiskStore
 from dcc.compiler import compile_recipe
 from dcc.engine.artifacts import decode_view, encode_view, read_table
 from dcc.engine.build import BuildResult, build
@@ -69,9 +70,13 @@ def res(result: BuildResult, name: str) -> Any:
     return next(r for r in result.nodes if name in r.names)
 
 
-def is_view(project: Project, content: str) -> bool:
+def is_view(project: Project, content: str, magic: bytes = VIEW_MAGIC) -> bool:
     with DiskStore(project.cache) as store:
-        return store.object_path(content).read_bytes()[:8] == VIEW_MAGIC
+        return store.object_path(content).read_bytes()[:8] == magic
+
+
+def is_patch(project: Project, content: str) -> bool:
+    return is_view(project, content, PATCH_MAGIC)
 
 
 @pytest.fixture
@@ -104,19 +109,22 @@ def test_selections_are_small_views_and_exports_match_materialized(proj: Project
     for name in ("src", "sized", "tidy", "thirds", "final"):
         assert res(result, name).rows_out == res(plain, name).rows_out
         assert res(result, name).stats == res(plain, name).stats
+    src = res(result, "src").content
     with DiskStore(proj.cache) as store, DiskStore(plain_proj.cache) as plain_store:
-        for name in ("sized", "thirds", "final"):
+        for name in ("sized", "tidy", "thirds", "final"):
             content = res(result, name).content
-            assert is_view(proj, content), name
-            assert store.object_path(content).stat().st_size < 400
+            # sized is a view; tidy rewrites `instruction` (a patch); thirds and final select
+            # rows of tidy: patches that carry tidy's own column, flattened onto src's table
+            assert (is_view if name == "sized" else is_patch)(proj, content), name
+            assert store.view_base(content) == src
+            mine = store.object_path(content).stat().st_size
+            theirs = plain_store.object_path(res(plain, name).content).stat().st_size
+            assert mine < 400 if name == "sized" else mine < theirs
             assert read_table(store, content).equals(
                 read_table(plain_store, res(plain, name).content))
-            # final is a view of a view: flattened onto tidy's table
-        assert store.view_base(res(result, "final").content) == res(result, "tidy").content
-        assert store.view_base(res(result, "sized").content) == res(result, "src").content
-    for name in ("src", "tidy"):
-        assert not is_view(proj, res(result, name).content)
-    assert not any(is_view(plain_proj, res(plain, n).content) for n in ("sized", "final"))
+    assert not is_view(proj, src) and not is_patch(proj, src)
+    assert not any(is_view(plain_proj, res(plain, n).content)
+                   or is_patch(plain_proj, res(plain, n).content) for n in ("sized", "final"))
 
 
 def test_same_selection_gives_same_view_and_early_cutoff(proj: Project) -> None:
@@ -129,7 +137,7 @@ def test_same_selection_gives_same_view_and_early_cutoff(proj: Project) -> None:
 
 def test_gc_keeps_bases_of_needed_views(proj: Project) -> None:
     result = run_build(proj)
-    base = res(result, "tidy").content
+    base = res(result, "src").content
     with DiskStore(proj.cache) as store:
         assert base in store.needed_contents()
         store.gc(0)
@@ -145,7 +153,7 @@ def test_gc_keeps_bases_of_needed_views(proj: Project) -> None:
 def test_a_lost_base_is_detected_and_rebuilt(proj: Project, damage: str) -> None:
     first = run_build(proj)
     snap = proj.snapshot("out/sized.jsonl", "out/final.jsonl")
-    base = res(first, "tidy").content
+    base = res(first, "src").content
     with DiskStore(proj.cache) as store:
         path = store.object_path(base)
         if damage == "delete":
@@ -159,11 +167,11 @@ def test_a_lost_base_is_detected_and_rebuilt(proj: Project, damage: str) -> None
         proj.path(p).unlink()  # the exports must be written again, through the views
     second = run_build(proj)
     assert proj.snapshot("out/sized.jsonl", "out/final.jsonl") == snap
-    assert res(second, "tidy").status == "ran"
+    assert res(second, "src").status == "ran"
     assert [res(second, n).rows_out for n in ("sized", "tidy", "thirds", "final")] == \
         [res(first, n).rows_out for n in ("sized", "tidy", "thirds", "final")]
     with DiskStore(proj.cache) as store:
-        assert store.view_base(res(second, "final").content) == res(second, "tidy").content
+        assert store.view_base(res(second, "final").content) == res(second, "src").content
         # views left over on the lost base are unreadable: verify removes and lists them
         bad = store.verify_all()
         assert not {res(second, n).content for n in ("src", "tidy", "thirds", "final")} & set(bad)
@@ -175,7 +183,7 @@ def test_a_lost_base_is_detected_and_rebuilt(proj: Project, damage: str) -> None
 def test_verify_reports_corrupt_views_and_views_of_corrupt_bases(proj: Project) -> None:
     result = run_build(proj)
     view = res(result, "sized").content
-    final, tidy = res(result, "final").content, res(result, "tidy").content
+    final, tidy = res(result, "final").content, res(result, "src").content
     with DiskStore(proj.cache) as store:
         p = store.object_path(view)
         p.chmod(0o644)
