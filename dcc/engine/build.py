@@ -33,6 +33,7 @@ from dcc.engine.artifacts import (
 from dcc.engine.executor import LocalExecutor
 from dcc.engine.exports import ExportResult, write_exports
 from dcc.engine.keys import node_parts, source_contents
+from dcc.engine.streaming import LazyTable
 from dcc.errors import DccError, OperatorError
 from dcc.ops.base import DatasetOp, Filter, Map, RunContext
 
@@ -111,6 +112,11 @@ class Builder:
         # selection of it), so that a node selecting rows of its input is stored as a view.
         self.origins: dict[str, Origin] = {}
         self.views = views_enabled()
+        # Tables larger than the memory budget stay in the store and are read batch by batch
+        # by the consumers that can (dcc.engine.streaming); the others load them whole.
+        self.lazy: dict[str, LazyTable] = {}
+        self.verified: set[str] = set()  # large objects this build wrote or checked
+        self._budget: int | None = None
         self.last = store.last_build(program.path) or {}
 
     # -- the walk ----------------------------------------------------------------------------
@@ -127,7 +133,7 @@ class Builder:
         exports: list[ExportResult] = []
         if self.target is None:
             exports = write_exports(self.program, self.store, self.results, self._table,
-                                    dry_run=self.dry_run)
+                                    dry_run=self.dry_run, batches=self._export_batches)
         if not self.dry_run:
             self._record_build()
         return BuildResult(self.program.name, [self.results[n.id] for n in order], exports,
@@ -195,6 +201,10 @@ class Builder:
         from dcc.engine.stages import run_stage
 
         last = results[-1]
+        lazy = self._lazy_input(nodes[0])
+        if lazy is not None:
+            self._run_batched(nodes, results, lazy)
+            return
         df_in = self._table(nodes[0].inputs[0])
         label = "+".join(n.op_name for n in nodes)
         self.emit(ev.NodeStarted(nodes[-1].name, label, df_in.height))
@@ -293,6 +303,15 @@ class Builder:
 
     # -- running -----------------------------------------------------------------------------
     def _run(self, node: Node, res: NodeResult) -> NodeResult:
+        from dcc.engine.streaming import source_size
+
+        if node.op.n_inputs == 0 and source_size(node.op) > self.budget:
+            self._run_batched([node], [res], None)
+            return res
+        lazy = self._lazy_input(node)
+        if lazy is not None and self._rowwise(node):
+            self._run_batched([node], [res], lazy)
+            return res
         inputs = self._input_tables(node)
         res.rows_in = sum(t.height for t in inputs) if inputs else None
         self.emit(ev.NodeStarted(node.name, node.op_name, res.rows_in))
@@ -367,6 +386,95 @@ class Builder:
         self.origins[node_id] = origin
         return content
 
+    # -- tables larger than memory -------------------------------------------------------------
+    @property
+    def budget(self) -> int:
+        if self._budget is None:
+            from dcc.engine.streaming import memory_budget
+
+            self._budget = memory_budget()
+        return self._budget
+
+    def _lazy_table(self, node_id: str) -> LazyTable | None:
+        """The node's table as a lazy one when it is not in memory and too large to load."""
+        if node_id in self.tables:
+            return None
+        if node_id not in self.lazy:
+            from dcc.engine.streaming import stored_lazy
+
+            res = self.results[node_id]
+            if res.content is None or res.rows_out is None:
+                return None
+            lazy = stored_lazy(self.store, res.content, res.rows_out, self.budget)
+            if lazy is None:
+                return None
+            self.lazy[node_id] = lazy
+        return self.lazy[node_id]
+
+    def _lazy_input(self, node: Node) -> LazyTable | None:
+        return self._lazy_table(node.inputs[0]) if len(node.inputs) == 1 else None
+
+    @staticmethod
+    def _rowwise(node: Node) -> bool:
+        """A node the engine can run batch by batch: a plain Filter or Map."""
+        op = node.op
+        return ((isinstance(op, Filter) and type(op).run is Filter.run)
+                or (isinstance(op, Map) and type(op).run is Map.run))
+
+    def _run_batched(self, nodes: list[Node], results: list[NodeResult],
+                     lazy: LazyTable | None) -> None:
+        """Run a source (lazy None) or a row-wise stage over a lazy table, batch by batch."""
+        from dcc.engine import streaming
+
+        last, node = results[-1], nodes[-1]
+        label = "+".join(n.op_name for n in nodes)
+        self.emit(ev.NodeStarted(node.name, label, lazy.rows if lazy else None))
+        t0 = time.perf_counter()
+        ctx = RunContext(node=node.name, options=self.executor.options)
+        try:
+            if lazy is None:
+                out = streaming.run_source(self.store, node.op, ctx, self.verified)
+                counts, rows_in = [out.rows], out.rows
+            else:
+                out, counts = streaming.run_rowwise(self.store, nodes, lazy, self.views,
+                                                    self.verified)
+                rows_in = lazy.rows
+        except DccError as e:
+            self.emit(ev.NodeFailed(node.name, label, str(e)))
+            raise OperatorError(node.name, str(e)) from None
+        except Exception as e:  # an operator bug or bad data: name the node, keep the cache
+            names = ", ".join(n.name for n in nodes)
+            msg = f"{type(e).__name__}: {e}" + (f" (in the fused stage {names})"
+                                                 if len(nodes) > 1 else "")
+            self.emit(ev.NodeFailed(node.name, label, msg))
+            raise OperatorError(node.name, msg) from e
+        for r, n_out in zip(results, counts):
+            r.status, r.rows_in, r.rows_out = "ran", rows_in, n_out
+            r.content = r.key  # never materialized: its key names its content
+            rows_in = n_out
+        last.content, last.seconds, last.stats = out.content, time.perf_counter() - t0, \
+            dict(ctx.stats)
+        if len(nodes) > 1:
+            last.stats["stage_rows"] = counts
+        self.lazy[node.id] = out
+        if last.key is not None:
+            self.store.save(last.key, Record(
+                content=out.content, rows=out.rows,
+                schema={c: str(t) for c, t in out.schema.items()}, stats=last.stats,
+                node=node.name, recipe=self.program.path, created=time.time()))
+        self._release(nodes[0])
+        self.emit(ev.NodeFinished(node.name, label, results[0].rows_in or 0, out.rows,
+                                  last.seconds))
+
+    def _export_batches(self, node_id: str) -> tuple[dict[str, Any], Any] | None:
+        """(schema, batches) of a node whose table is too large to load, for an export."""
+        from dcc.engine.streaming import read_batches
+
+        lazy = self._lazy_table(node_id)
+        if lazy is None:
+            return None
+        return lazy.schema, read_batches(self.store, lazy.content, self.verified)
+
     def _input_tables(self, node: Node) -> list[pl.DataFrame]:
         return [self._table(i) for i in node.inputs]
 
@@ -374,6 +482,7 @@ class Builder:
         """An input's table: from memory, from the store, or rebuilt if the store's copy is bad."""
         if node_id in self.tables:
             return self.tables[node_id]
+        self.lazy.pop(node_id, None)  # a consumer that needs it whole: load it
         res = self.results[node_id]
         assert res.content is not None
         try:
@@ -395,6 +504,7 @@ class Builder:
             if self.consumers[i] <= 0:
                 self.tables.pop(i, None)
                 self.origins.pop(i, None)
+                self.lazy.pop(i, None)
 
     def _record_build(self) -> None:
         data = dict(self.last)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable
 
 from dcc.cache.atomic import remove_stale_temps
@@ -37,7 +38,12 @@ class ExportResult:
 
 
 def write_exports(program: Program, store: DiskStore, results: dict[str, Any],
-                  table: Callable[[str], pl.DataFrame], dry_run: bool) -> list[ExportResult]:
+                  table: Callable[[str], pl.DataFrame], dry_run: bool,
+                  batches: Callable[[str], tuple[dict[str, Any], Iterable[pl.DataFrame]] | None]
+                  = lambda node: None) -> list[ExportResult]:
+    """Write every export whose file is not fresh. `batches(node)` gives (schema, batches) of
+    a table too large to load; .jsonl and .csv exports of it are written batch by batch,
+    other formats load it whole."""
     out = []
     if not dry_run:
         for folder in sorted({str(Path(e.path).parent) for e in program.exports}):
@@ -51,15 +57,19 @@ def write_exports(program: Program, store: DiskStore, results: dict[str, Any],
         if fresh is not None or dry_run or res.content is None:
             out.append(ExportResult(node_name, exp.display, res.rows_out, fresh, False))
             continue
-        df = table(exp.node)
+        from dcc.ops.sinks import STREAMED, format_for, write_export, write_export_batches
+
+        lazy = batches(exp.node) if format_for(exp.path) in STREAMED else None
+        df = table(exp.node) if lazy is None else None
         with store.lock(digest(canonical_bytes({"export": exp.path}))):
             fresh = _fresh(exp.path, res.content, store)  # another build may have written it
             if fresh is not None:
                 out.append(ExportResult(node_name, exp.display, res.rows_out, fresh, False))
                 continue
-            from dcc.ops.sinks import write_export
-
-            write_export(df, Path(exp.path))
+            if lazy is not None:
+                write_export_batches(lazy[0], lazy[1], Path(exp.path))
+            else:
+                write_export(df, Path(exp.path))
             content = file_content(exp.path, store.stat_cache)
             store.export_state[exp.path] = (res.content, content)
         out.append(ExportResult(node_name, exp.display, res.rows_out, content, True))

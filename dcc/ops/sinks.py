@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,33 @@ def write_export(df: pl.DataFrame, path: Path) -> None:
          "csv": _write_csv}[fmt](df, tmp)
 
 
+STREAMED = ("jsonl", "csv")  # formats write_export_batches writes without the whole table
+
+
+def write_export_batches(schema: dict[str, Any], batches: Iterable[pl.DataFrame],
+                         path: Path) -> None:
+    """Write batches (of a table too large to hold) to `path` as write_export would write
+    their concatenation: the same bytes, atomically. Only for .jsonl and .csv paths."""
+    import polars as pl
+
+    path = Path(path)
+    fmt = format_for(path)
+    if fmt not in STREAMED:
+        raise ValueError(f"{path}: {fmt} exports are written from a whole table")
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        first = True
+        for df in batches:
+            if not df.height:
+                continue
+            if fmt == "jsonl":
+                df.write_ndjson(f)
+            else:
+                _csv_ready(df).write_csv(f, include_header=first)
+            first = False
+        if first and fmt == "csv":
+            _csv_ready(pl.DataFrame(schema=schema)).write_csv(f)
+
+
 def _write_jsonl(df: pl.DataFrame, path: Path) -> None:
     """One JSON object per line, keys in column order, UTF-8 with non-ASCII kept, nulls as
     null (NaN and infinities too: JSON has no such numbers)."""
@@ -76,6 +104,11 @@ def _write_parquet(df: pl.DataFrame, path: Path) -> None:
 def _write_csv(df: pl.DataFrame, path: Path) -> None:
     """A header row, then one line per row; nulls are empty fields; list and struct values are
     written as JSON text (CSV has no nested values)."""
+    _csv_ready(df).write_csv(path)
+
+
+def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:
+    """`df` with its list and struct columns as JSON text."""
     import polars as pl
 
     nested = [c for c, t in df.schema.items() if t.is_nested()]
@@ -85,7 +118,7 @@ def _write_csv(df: pl.DataFrame, path: Path) -> None:
                 pl.struct(pl.col(c).alias("v")).struct.json_encode()
                 .str.strip_prefix('{"v":').str.strip_suffix("}")).alias(c)
             for c in nested)
-    df.write_csv(path)
+    return df
 
 
 def _check_replaceable_dir(path: Path) -> None:

@@ -230,6 +230,14 @@ class LoadJsonl(Source):
                 ctx.stats["skipped_lines"] = 0
         return df
 
+    def load_batches(self, ctx: RunContext) -> tuple[dict[str, Any], Iterator[pl.DataFrame]]:
+        """The schema and rows of load(), batch by batch, for a file larger than the build's
+        memory budget (two passes over the file; dcc.ops.readers)."""
+        from dcc.ops.readers import jsonl_batches
+
+        _require_file(self.p["path"])
+        return jsonl_batches(self.p["path"], self.p["on_error"], ctx.stats)
+
     def head(self, n: int) -> pl.DataFrame | None:
         lines: list[bytes] = []
         with open(self.p["path"], "rb") as f:
@@ -444,6 +452,24 @@ class LoadParquet(Source):
             return pl.read_parquet(self.p["path"], columns=self.p["columns"])
         except pl.exceptions.PolarsError as exc:
             raise DataError(f"{self.p['path']}: cannot read Parquet ({exc})") from None
+
+    def load_batches(self, ctx: RunContext) -> tuple[dict[str, Any], Iterator[pl.DataFrame]]:
+        """The schema and rows of load(), a row group's worth at a time, for a file larger
+        than the build's memory budget (dcc.ops.readers)."""
+        import pyarrow as pa
+
+        from dcc.ops.readers import parquet_batches
+
+        self._file_schema()
+        schema, batches = parquet_batches(self.p["path"], self.p["columns"])
+
+        def checked() -> Iterator[pl.DataFrame]:
+            try:
+                yield from batches
+            except (pa.ArrowException, OSError) as exc:
+                raise DataError(f"{self.p['path']}: cannot read Parquet ({exc})") from None
+
+        return schema, checked()
 
 
 # -- load.csv ---------------------------------------------------------------------------------
