@@ -86,13 +86,33 @@ class Evolve:
 
 
 @dataclass(frozen=True)
+class BinOp:
+    """`a op b` in a column expression: op is one of or and == != < <= > >= in + - * /."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class UnOp:
+    """`not a` or `-a` in a column expression (a minus before a number literal is folded
+    into the number)."""
+
+    op: str
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class Pipe:
     stages: tuple[Expr, ...]
     span: Span
 
 
 Literal = Union[Str, Num, Bool, Null, ListLit, DictLit]
-Expr = Union[Str, Num, Bool, Null, ListLit, DictLit, Ref, Call, Evolve, Pipe]
+Expr = Union[Str, Num, Bool, Null, ListLit, DictLit, Ref, Call, Evolve, Pipe, BinOp, UnOp]
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,22 @@ class _Evolve:
 
 
 @dataclass(eq=False)
+class _Op:
+    """A column expression's operator: binary (`left op right`) or unary (`not x`, `-x`)."""
+
+    op: str
+    left: Any  # None for a unary operator
+    right: Any
+
+
+@dataclass(eq=False)
+class _Paren:
+    """Parentheses around an operator expression: they can change its meaning, so they stay."""
+
+    inner: Any
+
+
+@dataclass(eq=False)
 class _Simple:
     text: str
 
@@ -249,11 +265,11 @@ class _Parser:
 
     # expressions -----------------------------------------------------------------------------
     def expr(self) -> _E:
-        terms = [self.term()]
+        terms = [self.value()]
         seps: list[int] = []
         while self.ty() == "VBAR":
             seps.append(self.take())
-            terms.append(self.term())
+            terms.append(self.value())
         if len(terms) == 1:
             return terms[0]
         stages: list[_E] = []
@@ -278,6 +294,34 @@ class _Parser:
         pipe.block = True
         return pipe
 
+    # column expressions, by precedence: or < and < not < comparison/in < + - < * / < unary -
+    _LEVELS = (("OR",), ("AND",), (), ("CMP_OP", "IN"), ("PLUS", "MINUS"), ("STAR", "SLASH"))
+
+    def value(self, level: int = 0) -> _E:
+        if level == len(self._LEVELS):
+            if self.ty() == "MINUS":
+                return self.unary("-", level)
+            return self.term()
+        if level == 2:  # `not` is a prefix operator between `and` and comparisons
+            if self.ty() == "NOT":
+                return self.unary("not ", level)
+            return self.value(level + 1)
+        left = self.value(level + 1)
+        while self.ty() in self._LEVELS[level]:
+            op = self.t[self.take()]
+            text = op.value if op.type != "IN" else "in"
+            right = self.value(level + 1)
+            left = _E(_Op(str(text), left.node, right.node), left.first, right.last, left.cf,
+                      right.cl)
+            if level == 3:  # comparisons do not chain
+                break
+        return left
+
+    def unary(self, op: str, level: int) -> _E:
+        i = self.take()
+        e = self.value(level)
+        return _E(_Op(op, None, e.node), i, e.last, i, e.cl)
+
     def term(self) -> _E:
         ty = self.ty()
         i = self.i
@@ -285,6 +329,8 @@ class _Parser:
             self.take()
             e = self.expr()
             close = self.take("RPAR")
+            if isinstance(e.node, (_Op, _Paren)):
+                return _E(_Paren(e.node), i, close, i, close)
             return _E(e.node, i, close, e.cf, e.cl)
         if ty == "LSQB":
             node: Any = self.seq("[", self.take(), "RSQB", "]", self.item)
@@ -372,6 +418,11 @@ def _child_slots(node: Any) -> list[_Slot]:
         return node.params.items + _child_slots(node.body)
     if isinstance(node, _Evolve):
         return node.args.items + _child_slots(node.body)
+    if isinstance(node, _Op):
+        return (_child_slots(node.left) if node.left is not None else []) + \
+            _child_slots(node.right)
+    if isinstance(node, _Paren):
+        return _child_slots(node.inner)
     if isinstance(node, _Pipe):
         if not node.slots:
             n = len(node.stages)
@@ -466,6 +517,16 @@ def _flat(node: Any, cache: dict[int, Any]) -> str | None:
     elif isinstance(node, _Pair):
         v = _flat(node.value, cache)
         out = None if v is None else f"{node.key}: {v}"
+    elif isinstance(node, _Op):
+        r = _flat(node.right, cache)
+        if node.left is None:
+            out = None if r is None else node.op + r
+        else:
+            left = _flat(node.left, cache)
+            out = None if left is None or r is None else f"{left} {node.op} {r}"
+    elif isinstance(node, _Paren):
+        v = _flat(node.inner, cache)
+        out = None if v is None else f"({v})"
     elif isinstance(node, _Seq):
         if node.open_comment is None and not node.dangling and not any(
                 s.leading or s.trailing for s in node.items):
@@ -502,7 +563,32 @@ class _Layout:
             return self.pipe(node, prefix, ind, suffix)
         if isinstance(node, _Evolve):
             return self.evolve(node, prefix, ind)
+        if isinstance(node, _Op):
+            return self.operator(node, prefix, ind, suffix)
+        if isinstance(node, _Paren):
+            lines = self.expr(node.inner, prefix + "(", ind, suffix + 1)
+            lines[-1].text += ")"
+            return lines
         raise AssertionError(f"cannot lay out {type(node).__name__}")
+
+    def operator(self, node: _Op, prefix: str, ind: int, suffix: int) -> list[_Line]:
+        """An operator expression too long for its line (or holding a comment): it breaks
+        only inside the calls, lists and parentheses it holds; the operators stay inline."""
+        if node.left is None:
+            return self.expr(node.right, prefix + node.op, ind, suffix)
+        if node.op in ("and", "or"):  # one condition per line, each led by its operator
+            operands = _chain(node, node.op)
+            lines = self.expr(operands[0], prefix, ind, 0)
+            for k, operand in enumerate(operands[1:], 1):
+                lines += self.expr(operand, " " * ind + f"{node.op} ", ind,
+                                   suffix if k == len(operands) - 1 else 0)
+            return lines
+        lines = self.expr(node.left, prefix, ind, 0)
+        last = lines.pop()
+        if last.comment is not None:  # nothing may follow a comment on its line
+            lines.append(last)
+            last = _Line(" " * (ind + INDENT))
+        return lines + self.expr(node.right, f"{last.text} {node.op} ", ind, suffix)
 
     def seq(self, seq: _Seq, prefix: str, ind: int) -> list[_Line]:
         lines = [_Line(prefix + seq.head, _text(seq.open_comment))]
@@ -593,6 +679,13 @@ class _Layout:
         last = header.pop()
         return header + self.with_comments(body[0], self.expr(body[0].node, last.text + " = ", 0, 0),
                                            0, False)
+
+
+def _chain(node: Any, op: str) -> list[Any]:
+    """The operands of `a op b op c` (parsed left-associative), in order."""
+    if isinstance(node, _Op) and node.op == op and node.left is not None:
+        return [*_chain(node.left, op), node.right]
+    return [node]
 
 
 def _text(comment: _Comment | None) -> str | None:

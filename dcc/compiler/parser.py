@@ -27,7 +27,7 @@ OPEN = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
 CLOSE = {"RPAR", "RSQB", "RBRACE"}
 STMT_KEYWORDS = {"RECIPE", "PARAM", "USE", "PIPELINE", "EXPORT"}
 KEYWORDS = {"recipe", "param", "use", "as", "pipeline", "export", "to", "evolve", "true",
-            "false", "null"}
+            "false", "null", "and", "or", "not", "in"}
 MAX_LEX_ERRORS = 50
 
 
@@ -265,10 +265,17 @@ def _tok_span(tok: Token, path: str) -> Span:
 def _parse_statement(group: list[Token], path: str, diags: list[Diagnostic]) -> A.Stmt | None:
     from dcc.compiler.to_ast import to_ast
 
-    for tok in group:
-        problem = _number_problem(tok) if tok.type == "NUMBER" else None
+    for i, tok in enumerate(group):
+        if tok.type != "NUMBER":
+            continue
+        span, text = _tok_span(tok, path), tok.value
+        if _negates(group, i):  # -9223372036854775808 fits although its digits alone do not
+            minus = group[i - 1]
+            span, text = Span(path, minus.line, minus.column, span.end_line, span.end_col), \
+                "-" + text
+        problem = _number_problem(text)
         if problem:
-            diags.append(error(_tok_span(tok, path), problem))
+            diags.append(error(span, problem))
             return None
     ip = grammar().parse_interactive(start="stmt")
     try:
@@ -288,9 +295,18 @@ def _parse_statement(group: list[Token], path: str, diags: list[Diagnostic]) -> 
         return None
 
 
-def _number_problem(tok: Token) -> str | None:
+_OPERAND_END = {"NAME", "NUMBER", "STRING", "RAW_STRING", "RPAR", "RSQB", "RBRACE", "TRUE",
+                "FALSE", "NULL"}
+
+
+def _negates(group: list[Token], i: int) -> bool:
+    """Whether the number at `i` follows a unary minus (one that the AST folds into it)."""
+    return i > 0 and group[i - 1].type == "MINUS" and \
+        (i < 2 or group[i - 2].type not in _OPERAND_END)
+
+
+def _number_problem(text: str) -> str | None:
     """Numbers must fit what every layer can hold: finite doubles and 64-bit integers."""
-    text = tok.value
     if any(c in text for c in ".eE"):
         if math.isinf(float(text)):
             return f"number {text} is too large (floats must be finite)"

@@ -357,6 +357,14 @@ class Resolver:
             names = ", ".join(p.name for p in cls.params) or "none"
             raise self.fail(arg.span, f"{cls.name} takes named arguments only",
                             f"write NAME=value; its parameters: {names}")
+        if cls.spec(arg.name) is None and cls.extra_args is not None:
+            extra = values.setdefault(cls.extra_args, {})
+            if arg.name in extra:
+                raise self.fail(arg.span, f"argument '{arg.name}' given twice")
+            extra[arg.name] = self.expression(arg.value, scope, spans,
+                                              f"{cls.extra_args}.{arg.name}", literal_ok=True)
+            spans[f"{cls.extra_args}.{arg.name}"] = _value_span(arg)
+            return
         if cls.spec(arg.name) is None:
             raise self.fail(arg.span, f"{cls.name} has no parameter '{arg.name}'",
                             did_you_mean(arg.name, [p.name for p in cls.params])
@@ -369,7 +377,11 @@ class Resolver:
                    values: dict, spans: dict) -> None:
         spec = cls.spec(pname)
         assert spec is not None
-        value = self.value(arg.value, scope)
+        if spec.type == "expr" or (spec.expr and not _is_literal(arg.value)):
+            value = self.expression(arg.value, scope, spans, pname,
+                                    literal_ok=spec.type == "expr")
+        else:
+            value = self.value(arg.value, scope)
         msg = check_value(spec, value)
         if msg:
             raise self.fail(_value_span(arg), f"{cls.name}: {msg}")
@@ -494,6 +506,76 @@ class Resolver:
                 self._namer.pop()
         return self._add_node(E.EvolveResult(mode=mode), [pool], call, spans)
 
+    # -- column expressions ------------------------------------------------------------------
+    def expression(self, expr: A.Expr, scope: Scope, spans: dict[str, Span], pname: str,
+                   literal_ok: bool = False) -> Any:
+        """Lower a column expression to its tree (`dcc.compiler.expr`), recording node i's
+        span as `spans[f"{pname}#{i}"]`. Names are columns unless a pipeline argument or a
+        param of that name is in scope; `col("x")` always names a column."""
+        from dcc.compiler import expr as X
+
+        counter = [0]  # preorder numbering, as dcc.compiler.expr.preorder
+
+        def lower(e: A.Expr) -> dict[str, Any]:
+            index = counter[0]
+            counter[0] += 1
+            spans[f"{pname}#{index}"] = getattr(e, "span", None) or e.name_span  # type: ignore
+            if isinstance(e, (A.Str, A.Num, A.Bool, A.Null)):
+                return {"lit": e.value}
+            if isinstance(e, A.ListLit):
+                items = [self.value(i, scope) for i in e.items]
+                if any(isinstance(i, (list, dict)) for i in items):
+                    raise self.fail(e.span, "a list in an expression holds plain values")
+                return {"lit": items}
+            if isinstance(e, A.Ref):
+                return self._expr_name(e, scope)
+            if isinstance(e, A.BinOp):
+                return {"op": e.op, "args": [lower(e.left), lower(e.right)]}
+            if isinstance(e, A.UnOp):
+                return {"op": e.op, "args": [lower(e.operand)]}
+            if isinstance(e, A.Call):
+                if e.name == "col":
+                    return self._expr_col(e, scope)
+                if e.name not in X.FUNCTIONS:
+                    raise self.fail(e.name_span, f"unknown function '{e.name}'",
+                                    did_you_mean(e.name, [*X.FUNCTIONS, "col"])
+                                    or f"functions: {', '.join(sorted(X.FUNCTIONS))}, col")
+                named = next((a for a in e.args if a.name is not None), None)
+                if named is not None:
+                    raise self.fail(named.span, f"{e.name}() takes its arguments by position")
+                return {"fn": e.name, "args": [lower(a.value) for a in e.args]}
+            raise self.fail(getattr(e, "span", None), f"expected an expression, got a {_kind(e)}",
+                            "expressions are made of columns, literals, operators and "
+                            "functions")
+
+        tree = lower(expr)
+        if literal_ok or "lit" not in tree:
+            return tree
+        return tree["lit"]
+
+    def _expr_name(self, ref: A.Ref, scope: Scope) -> dict[str, Any]:
+        if ref.name in scope.args:
+            return {"lit": scope.args[ref.name]}
+        mod, name = self._split(ref.name, scope.module, ref.span)
+        if name in mod.params:
+            return {"lit": mod.params[name][0]}
+        if name in mod.bindings:
+            raise self.fail(ref.span, f"'{ref.name}' is a dataset; an expression reads "
+                            "columns of its input", f'to name a column, write col("{ref.name}")')
+        if "." in ref.name:
+            raise self.fail(ref.span, f"unknown name '{ref.name}'",
+                            "column names in expressions are plain names or col(\"name\")")
+        return {"col": ref.name}
+
+    def _expr_col(self, call: A.Call, scope: Scope) -> dict[str, Any]:
+        if len(call.args) != 1 or call.args[0].name is not None:
+            raise self.fail(call.span, 'col() takes one column name: col("name")')
+        name = self.value(call.args[0].value, scope)
+        if not isinstance(name, str) or not name:
+            raise self.fail(_value_span(call.args[0]),
+                            f"col() takes a column name, got {type_name(name)}")
+        return {"col": name}
+
     # -- values ------------------------------------------------------------------------------
     def value(self, expr: A.Expr, scope: Scope) -> Any:
         if isinstance(expr, (A.Str, A.Num, A.Bool, A.Null)):
@@ -512,9 +594,24 @@ class Resolver:
                 raise self.fail(expr.span, f"'{expr.name}' is a dataset; this argument needs "
                                 "a value")
             raise self._unknown_name(expr.name, expr.span, scope)
+        if isinstance(expr, (A.BinOp, A.UnOp)):
+            raise self.fail(expr.span, "this argument takes a value, not an expression",
+                            "expressions go to select.where, rewrite.derive and bounds such "
+                            "as min/max of select.length")
         raise self.fail(getattr(expr, "span", None),
                         f"expected a value, got a {_kind(expr)}",
                         "arguments are literals or params")
+
+
+def _is_literal(expr: A.Expr) -> bool:
+    """A plain value rather than a column expression. A bare name counts as a value (a
+    param): `min=min_len` keeps meaning the param, and a typo in it is still "unknown name";
+    a bound that is just a column is written `col("name")`."""
+    if isinstance(expr, (A.Str, A.Num, A.Bool, A.Null, A.Ref)):
+        return True
+    if isinstance(expr, A.ListLit):
+        return all(_is_literal(i) for i in expr.items)
+    return False
 
 
 def _value_span(arg: A.Arg) -> Span:
@@ -524,7 +621,8 @@ def _value_span(arg: A.Arg) -> Span:
 def _kind(expr: A.Expr) -> str:
     return {A.Str: "string", A.Num: "number", A.Bool: "bool", A.Null: "null",
             A.ListLit: "list", A.DictLit: "dict", A.Ref: "name", A.Call: "call",
-            A.Evolve: "evolve block", A.Pipe: "pipe"}.get(type(expr), "expression")
+            A.Evolve: "evolve block", A.Pipe: "pipe", A.BinOp: "expression",
+            A.UnOp: "expression"}.get(type(expr), "expression")
 
 
 # -- loading modules and params -------------------------------------------------------------

@@ -32,6 +32,9 @@ def propagate(nodes: list[Node], diags: list[Diagnostic]) -> None:
             continue
         if node.op.n_inputs == 1 and inputs:
             _check_reads(node, inputs[0], diags)
+            if not _check_exprs(node, inputs[0], diags):
+                node.schema = Schema.unknown()
+                continue
         try:
             node.schema = node.op.output_schema(inputs)
         except DccError as e:
@@ -75,3 +78,46 @@ def _check_reads(node: Node, schema: Schema, diags: list[Diagnostic]) -> None:
                     have_type not in _COMPATIBLE.get(want, {want}):
                 diags.append(error(span, f"{node.op.name} reads column '{col}' as {want}, "
                                    f"but it is {have_type}"))
+
+
+def expression_params(node: Node) -> list[tuple[str, dict]]:
+    """(span key, tree) for every column expression among the node's parameters."""
+    from dcc.compiler.expr import is_tree
+
+    out: list[tuple[str, dict]] = []
+    for spec in node.op.params:
+        value = node.op.p.get(spec.name)
+        if not (spec.expr or spec.type == "expr") or value is None:
+            continue
+        if spec.type == "dict":
+            out += [(f"{spec.name}.{k}", v) for k, v in value.items() if is_tree(v)]
+        elif is_tree(value):
+            out.append((spec.name, value))
+    return out
+
+
+def _check_exprs(node: Node, schema: Schema, diags: list[Diagnostic]) -> bool:
+    """Type-check the node's expressions against its input; False when one is wrong (its
+    diagnostic points at the sub-expression at fault)."""
+    from dcc.compiler.expr import NUMERIC, ExprError, infer
+
+    ok = True
+    for key, tree in expression_params(node):
+        spec = node.op.spec(key.split(".")[0])
+        want = "bool" if spec and spec.type == "expr" else \
+            "number" if spec and spec.type in ("int", "float", "number") else None
+        try:
+            got = infer(tree, schema)
+            if want == "bool" and got not in ("bool", "any", "null"):
+                raise ExprError(0, f"the condition must be true/false, but it is {got}")
+            if want == "number" and got not in (*NUMERIC, "any", "null"):
+                raise ExprError(0, f"'{key}' must be a number, but the expression is {got}")
+        except ExprError as e:
+            ok = False
+            span = node.arg_spans.get(f"{key}#{e.index}", node.arg_spans.get(key, node.span))
+            hint = None
+            if e.message.startswith("no column"):
+                hint = did_you_mean(e.message.split("'")[1], schema.columns) or \
+                    f"the input's columns: {', '.join(sorted(schema.columns)) or 'none'}"
+            diags.append(error(span, f"{node.op.name}: {e.message}", hint))
+    return ok

@@ -44,6 +44,41 @@ class ToAst(Transformer):
         value: int | float = float(text) if is_float else int(text)
         return A.Num(value, self._tok(tok), text)
 
+    # -- column expressions ----------------------------------------------------------------
+    @v_args(meta=True)
+    def or_op(self, meta, children):  # noqa: ANN001
+        return A.BinOp("or", children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def and_op(self, meta, children):  # noqa: ANN001
+        return A.BinOp("and", children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def not_op(self, meta, children):  # noqa: ANN001
+        return A.UnOp("not", children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def cmp_op(self, meta, children):  # noqa: ANN001
+        left, op, right = children
+        return A.BinOp(str(op), left, right, self._span(meta))
+
+    @v_args(meta=True)
+    def in_op(self, meta, children):  # noqa: ANN001
+        return A.BinOp("in", children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def arith(self, meta, children):  # noqa: ANN001
+        left, op, right = children
+        return A.BinOp(str(op), left, right, self._span(meta))
+
+    @v_args(meta=True)
+    def neg(self, meta, children):  # noqa: ANN001
+        operand = children[1]
+        span = self._span(meta)
+        if isinstance(operand, A.Num):  # `-3` is the number -3, written as the user wrote it
+            return A.Num(-operand.value, span, "-" + operand.text)
+        return A.UnOp("-", operand, span)
+
     @v_args(meta=True)
     def true(self, meta, _children):  # noqa: ANN001
         return A.Bool(True, self._span(meta))

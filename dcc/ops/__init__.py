@@ -32,6 +32,7 @@ _BUILTIN_MODULES = (
     "dcc.ops.gopher",
     "dcc.ops.c4",
     "dcc.ops.markup",
+    "dcc.ops.computed",
 )
 
 

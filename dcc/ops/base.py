@@ -61,6 +61,9 @@ class Op:
     expensive: ClassVar[bool] = False
     # Relative cost of one row, for the optimizer (a regex is ~1, a model call ~1000).
     cost: ClassVar[float] = 1.0
+    # The name of a dict parameter that collects named arguments the operator does not
+    # declare (rewrite.derive(n_words=words(output), ...)); None: such arguments are errors.
+    extra_args: ClassVar[str | None] = None
     # Python modules this operator needs beyond the core, with the pip extra that brings them.
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
 
@@ -121,13 +124,19 @@ class Op:
 
     # -- columns ---------------------------------------------------------------------------
     def reads(self) -> list[str]:
-        """Columns this operator reads; by default the values of its column parameters."""
+        """Columns this operator reads; by default the values of its column parameters and
+        the columns its expressions name."""
+        from dcc.compiler.expr import columns, is_tree
+
         cols: list[str] = []
         for spec in self.params:
-            if spec.column and self.p.get(spec.name) is not None:
-                v = self.p[spec.name]
+            v = self.p.get(spec.name)
+            if spec.column and v is not None:
                 cols.extend(v if isinstance(v, list) else [v])
-        return cols
+            elif (spec.expr or spec.type == "expr") and v is not None:
+                trees = v.values() if spec.type == "dict" else [v]
+                cols.extend(c for t in trees if is_tree(t) for c in columns(t))
+        return list(dict.fromkeys(cols))
 
     def writes(self) -> list[str]:
         return []
@@ -270,19 +279,24 @@ class MinMaxBounds:
         lo, hi = self.p.get("min"), self.p.get("max")
         if lo is None and hi is None:
             return [(None, "give 'min', 'max' or both (with neither every row is kept)")]
-        if lo is not None and hi is not None and lo > hi:
+        plain = not isinstance(lo, dict) and not isinstance(hi, dict)
+        if lo is not None and hi is not None and plain and lo > hi:
             return [("max", f"'max' must be >= 'min' (got min={lo}, max={hi})")]
         return []
 
     def within(self, value: pl.Expr) -> pl.Expr:
+        """A bound may be a column expression (`max=len(instruction) * 4`): compared row by
+        row; where it is null the row is dropped, as a failed comparison."""
         import polars as pl
+
+        from dcc.compiler.expr import is_tree, to_polars
 
         lo, hi = self.p.get("min"), self.p.get("max")
         cond = pl.lit(True)
         if lo is not None:
-            cond = cond & (value >= lo)
+            cond = cond & (value >= (to_polars(lo) if is_tree(lo) else lo))
         if hi is not None:
-            cond = cond & (value <= hi)
+            cond = cond & (value <= (to_polars(hi) if is_tree(hi) else hi))
         return cond
 
 

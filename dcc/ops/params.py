@@ -20,7 +20,7 @@ REQUIRED: Any = _Required()
 
 # Type names a parameter may declare; "number" accepts int or float.
 TYPES = ("str", "int", "float", "number", "bool", "list[str]", "list[number]", "list[int]",
-         "list", "dict", "any", "str|list[str]", "dataset")
+         "list", "dict", "any", "str|list[str]", "dataset", "expr")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class P:
     positional: bool = False
     # null is accepted even though the default is not (a rule on by default that null turns off)
     null: bool = False
+    # The value may be a column expression (dcc.compiler.expr) instead of a literal: a bound
+    # that depends on the row. Type "expr" means it must be one (select.where's condition).
+    expr: bool = False
 
     @property
     def required(self) -> bool:
@@ -104,6 +107,13 @@ def check_value(spec: P, value: Any) -> str | None:
     if value is None:
         return None if spec.nullable else (
             f"'{spec.name}' must be {spec.type} (got null)")
+    if spec.expr or spec.type == "expr":
+        from dcc.compiler.expr import is_tree
+
+        if is_tree(value):
+            return None  # type-checked against the input's columns by the compiler
+        if spec.type == "expr":
+            return f"'{spec.name}' must be an expression (got {type_name(value)} {value!r})"
     if not _matches(spec.type, value):
         shown = repr(value) if not isinstance(value, (list, dict)) else type_name(value)
         return f"'{spec.name}' must be {spec.type} (got {type_name(value)} {shown})"

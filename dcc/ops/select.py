@@ -40,6 +40,23 @@ _RUST_UNSUPPORTED = ("(?=", "(?!", "(?<=", "(?<!", "(?>", "(?(", "(?P=", "\\Z", 
                      "?+", "}+")
 
 
+def regex_problem(pattern: str) -> str | None:
+    """Why polars cannot compile `pattern` ("is not a valid regular expression: ..."), or
+    None. Shared by select.regex and the `matches()` expression function."""
+    if _plainly_valid(pattern):
+        return None  # no need to import polars at compile time (a no-op rebuild stays fast)
+    import polars as pl
+
+    try:
+        pl.select(pl.lit("").str.contains(pattern))
+    except pl.exceptions.PolarsError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines()]
+        why = next((ln[len("error:"):].strip() for ln in lines if ln.startswith("error:")),
+                   lines[0] if lines else "invalid")
+        return f"is not a valid regular expression: {why} (got {pattern!r})"
+    return None
+
+
 def _plainly_valid(pattern: str) -> bool:
     """True when a pattern compiles under Python's `re` and uses nothing the Rust engine lacks;
     anything else is checked by polars itself, which is authoritative but slow to import."""
@@ -59,7 +76,8 @@ class SelectLength(_Bounded):
     """Keep rows whose `field` has between `min` and `max` characters, both inclusive.
 
     Characters are Unicode code points (Python's len(); "é" written as e + combining accent is
-    2). A null field has length 0. Give `min`, `max` or both.
+    2). A null field has length 0. Give `min`, `max` or both; either may be a column
+    expression, compared row by row: `max=len(instruction) * 20` (docs/language.md).
 
     Example:  select.length(field="output", min=20, max=2000)
 
@@ -74,8 +92,8 @@ class SelectLength(_Bounded):
     version = 1
     params = (
         P("field", "str", doc="the text column to measure", column=True, col_type="str"),
-        P("min", "int", None, doc="fewest characters kept (inclusive)", min=0),
-        P("max", "int", None, doc="most characters kept (inclusive)", min=0),
+        P("min", "int", None, doc="fewest characters kept (inclusive)", min=0, expr=True),
+        P("max", "int", None, doc="most characters kept (inclusive)", min=0, expr=True),
     )
 
     def measure(self) -> pl.Expr:
@@ -90,7 +108,8 @@ class SelectWords(_Bounded):
 
     A word is a maximal run of non-whitespace characters, exactly Python's len(text.split()):
     whitespace is Unicode White_Space plus U+001C..U+001F. A null or empty field has 0 words.
-    Give `min`, `max` or both.
+    Give `min`, `max` or both; either may be a column expression, compared row by row
+    (`max=words(instruction) * 10`, docs/language.md).
 
     Example:  select.words(field="instruction", min=3)
 
@@ -105,8 +124,8 @@ class SelectWords(_Bounded):
     version = 1
     params = (
         P("field", "str", doc="the text column to count", column=True, col_type="str"),
-        P("min", "int", None, doc="fewest words kept (inclusive)", min=0),
-        P("max", "int", None, doc="most words kept (inclusive)", min=0),
+        P("min", "int", None, doc="fewest words kept (inclusive)", min=0, expr=True),
+        P("max", "int", None, doc="most words kept (inclusive)", min=0, expr=True),
     )
 
     def measure(self) -> pl.Expr:
@@ -145,20 +164,8 @@ class SelectRegex(Filter):
     )
 
     def validate(self) -> list[tuple[str | None, str]]:
-        if _plainly_valid(self.p["pattern"]):
-            return []  # no need to import polars at compile time (a no-op rebuild stays fast)
-        import polars as pl
-
-        try:
-            pl.select(pl.lit("").str.contains(self.p["pattern"]))
-        except pl.exceptions.PolarsError as exc:
-            lines = [ln.strip() for ln in str(exc).splitlines()]
-            why = next((ln[len("error:"):].strip() for ln in lines if ln.startswith("error:")),
-                       lines[0] if lines else "invalid")
-            message = (f"'pattern' is not a valid regular expression: {why} "
-                       f"(got {self.p['pattern']!r})")
-            return [("pattern", message)]
-        return []
+        problem = regex_problem(self.p["pattern"])
+        return [("pattern", f"'pattern' {problem}")] if problem else []
 
     def predicate(self) -> pl.Expr:
         import polars as pl

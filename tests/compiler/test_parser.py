@@ -125,7 +125,11 @@ SYNTAX_ERRORS = [
     # -- characters -----------------------------------------------------------------------
     ("x = a $ b", 1, 7, "unexpected character '$'"),
     ("x = a ; b", 1, 7, "unexpected character ';'"),
-    ("x = f(a=-)", 1, 9, "unexpected character '-'"),
+    ("x = f(a=-)", 1, 10, "expected a value after the operator"),
+    ("x = f(a > )", 1, 11, "expected a value after the operator"),
+    ("x = select.where(len(a) > 3 and)", 1, 32, "expected a value after the operator"),
+    ("x = f(a=not)", 1, 12, "expected a value after the operator"),
+    ("x = f(a < b < c)", 1, 13, "comparisons do not chain; join them with 'and'"),
     ("x = a\ny = b @ c", 2, 7, "unexpected character '@'"),
     ("x = a ~", 1, 7, "unexpected character '~'"),
     # -- reserved words -------------------------------------------------------------------

@@ -356,8 +356,8 @@ def test_alias_binding_and_alias_pipeline(compile_text, tmp_path) -> None:
     length = program.node(program.bindings["x"])
     norm = program.node(length.inputs[0])
     assert src.params["path"] == str(tmp_path / "lib" / "data" / "l.jsonl")
-    assert (norm.op_name, norm.params, norm.inputs) == ("rewrite.normalize", {"fields": ["q"]},
-                                                        [src.id])
+    assert (norm.op_name, norm.params["fields"], norm.inputs) == ("rewrite.normalize", ["q"],
+                                                                  [src.id])
     # the pipeline's body reads the library's own param
     assert (length.op_name, length.params["min"]) == ("select.length", 2)
     assert [n.names for n in (src, norm, length)] == [["cleaning.src"], ["x@1"], ["x"]]
@@ -528,9 +528,9 @@ def test_pipelines_are_inlined_at_each_use(compile_text) -> None:
     ops = sorted((n.name, n.op_name, str(n.params)) for n in program.nodes())
     assert ops == sorted([
         ("raw", "load.jsonl", str(program.node(program.bindings["raw"]).params)),
-        ("a@1", "rewrite.normalize", "{'fields': ['text']}"),
+        ("a@1", "rewrite.normalize", "{'fields': ['text'], 'fix_mojibake': False}"),
         ("a", "select.length", "{'field': 'text', 'min': 1, 'max': None}"),
-        ("b@1", "rewrite.normalize", "{'fields': ['text']}"),
+        ("b@1", "rewrite.normalize", "{'fields': ['text'], 'fix_mojibake': False}"),
         ("b@2", "select.length", "{'field': 'text', 'min': 3, 'max': None}"),
         ("b", "select.words", "{'field': 'text', 'min': 1, 'max': None}"),
         ("export#1@1", "concat", "{}"),
