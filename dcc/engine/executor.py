@@ -31,12 +31,17 @@ class LocalExecutor:
         self.emit = emit
         self.options = options
 
+    def context(self, node: Node) -> RunContext:
+        """The one way a node's RunContext is made: its seed, options, progress and the
+        model-request memo every model call goes through."""
+        seed = int(node.op.p.get("seed") or 0) if node.op.stochastic else 0
+        return RunContext(node=node.name, seed=seed, options=self.options,
+                          progress=lambda d, t: self.emit(ev.NodeProgress(node.name, d, t)),
+                          requests=request_memo(self.store))
+
     def execute(self, node: Node, inputs: list[pl.DataFrame],
                 parts: KeyParts | None) -> tuple[pl.DataFrame, RunContext]:
-        seed = int(node.op.p.get("seed") or 0) if node.op.stochastic else 0
-        ctx = RunContext(node=node.name, seed=seed, options=self.options,
-                         progress=lambda d, t: self.emit(ev.NodeProgress(node.name, d, t)),
-                         requests=request_memo(self.store))
+        ctx = self.context(node)
         if isinstance(node.op, RowPython):
             memo = RowMemo(self.store, parts.memo_key()) if parts and node.op.expensive else None
             out = run_rowpython(node.op, inputs[0], ctx, memo)

@@ -18,7 +18,8 @@ Two kinds of operator live here, and the split is what keeps model calls cheap:
   `min` or `max` drop it; with none of them every row is kept.
 * `select.diverse` and `select.kcenter` need every row's embedding and the rows chosen so
   far: they are whole-dataset operators that call the embedding model themselves (counted in
-  `model_calls`: one per distinct text embedded) and are cached per node, not per row.
+  `model_calls`: one per distinct text embedded) and are cached per node, not per row; the
+  vectors themselves are memoized by (model, text) across nodes (`dcc.ops.models.memo.embed`).
 
 The `model` parameter of every operator here takes a folder beside the recipe (`"./tiny"`),
 a hub id, `vllm:` before either (the vLLM engine, see `dcc.ops.models.vllm_offline`), or an
@@ -319,15 +320,17 @@ def row_texts(df: pl.DataFrame, fields: list[str]) -> list[str]:
 
 
 def embed_unique(backend: Any, texts: list[str], ctx: RunContext) -> tuple[np.ndarray, list[int]]:
-    """Embeddings of the distinct texts and, for each text, the row of its embedding. Each
-    distinct text counts one model call."""
+    """Embeddings of the distinct texts and, for each text, the row of its embedding, through
+    the embedding memo (`dcc.ops.models.memo.embed`): each distinct text not embedded before
+    by this model, in any node, counts one model call."""
     import numpy as np
+
+    from dcc.ops.models.memo import embed
 
     index: dict[str, int] = {}
     of_row = [index.setdefault(t, len(index)) for t in texts]
     unique = list(index)
-    vecs = backend.embed(unique) if unique else np.zeros((0, 0), dtype=np.float32)
-    ctx.model_calls += len(unique)
+    vecs = embed(ctx, backend, unique) if unique else np.zeros((0, 0), dtype=np.float32)
     return np.asarray(vecs, dtype=np.float32), of_row
 
 
@@ -342,8 +345,8 @@ class SelectDiverse(ModelOp, DatasetOp):
     `threshold`; the walk stops after `budget` rows. The kept rows come out in their original
     order. The default threshold 0.1 is DEITA's (similarity below 0.9). Embeddings come from
     `model` (default: the packaged all-MiniLM-L6-v2), computed in rank order and only as far
-    as the walk goes; each distinct text costs one model call. Cached per node (the whole
-    dataset decides the result), not per row.
+    as the walk goes; each distinct text not embedded before (by any node) costs one model
+    call. Cached per node (the whole dataset decides the result), not per row.
 
     Example:  select.diverse(field="instruction", by="_ifd", budget=1000, threshold=0.1)
     """
@@ -398,9 +401,10 @@ def diverse_walk(backend: Any, ranked: list[str], budget: int, threshold: float,
         batch = ranked[pos:pos + chunk]
         fresh = list(dict.fromkeys(t for t in batch if t not in seen))
         if fresh:
-            for t, v in zip(fresh, np.asarray(backend.embed(fresh), dtype=np.float32)):
+            from dcc.ops.models.memo import embed
+
+            for t, v in zip(fresh, embed(ctx, backend, fresh)):
                 seen[t] = v
-            ctx.model_calls += len(fresh)
         for j, text in enumerate(batch):
             if len(admitted) >= budget:
                 break

@@ -5,7 +5,8 @@
 
 1. one text per row: the `fields` values (null as "") joined by newlines, embedded with
    `model` (default: the packaged all-MiniLM-L6-v2), L2-normalised; each distinct text is
-   embedded once and counts one model call in `ctx.model_calls`;
+   embedded once, and only if no node embedded it with this model before (the embedding
+   memo), each one counting one model call in `ctx.model_calls`;
 2. spherical k-means in numpy (cosine similarity; k-means++ seeding from
    `numpy.random.default_rng(seed)`; Lloyd steps until no assignment changes, at most
    `MAX_ITER`) into min(n_clusters, distinct texts) clusters, so that only rows in one cluster

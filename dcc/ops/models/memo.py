@@ -81,4 +81,40 @@ def generate(ctx: Any, backend: Any, prompts: Sequence[Prompt],
     return [list(found[h]) for h in hashes]
 
 
-__all__ = ["BATCH", "generate", "request_hash"]
+EMBED_BATCH = 1024  # texts embedded (and committed to the memo) at a time
+
+
+def embed(ctx: Any, backend: Any, texts: Sequence[str]) -> Any:
+    """An (n, d) float32 array of embeddings, in order, embedding only the distinct texts the
+    memo lacks. Vectors are memoized by (model identity, text), so semantic dedup, k-center
+    and coreset nodes over the same texts embed them once between them. Counts one model
+    call per text embedded in `ctx.model_calls`, memo hits in `ctx.stats['memo_hits']`."""
+    import numpy as np
+
+    ctx.calls_counted = True
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    memo = getattr(ctx, "requests", None)
+    identity = str(backend.identity)
+    unique = list(dict.fromkeys(texts))
+    hashes = {t: digest(canonical_bytes({"model": identity, "embed": t})) for t in unique}
+    found: dict[str, Any] = {}
+    if memo is not None:
+        by_hash = memo.get_many(set(hashes.values()))
+        found = {t: np.frombuffer(by_hash[h], dtype=np.float32) for t, h in hashes.items()
+                 if h in by_hash}
+    if found:
+        ctx.stats["memo_hits"] = ctx.stats.get("memo_hits", 0) + len(found)
+    todo = [t for t in unique if t not in found]
+    for start in range(0, len(todo), EMBED_BATCH):
+        chunk = todo[start:start + EMBED_BATCH]
+        vecs = np.asarray(backend.embed(chunk), dtype=np.float32)
+        ctx.model_calls += len(chunk)
+        fresh = dict(zip(chunk, vecs))
+        found.update(fresh)
+        if memo is not None:
+            memo.put_many({hashes[t]: v.tobytes() for t, v in fresh.items()})
+    return np.stack([found[t] for t in texts])
+
+
+__all__ = ["BATCH", "EMBED_BATCH", "embed", "generate", "request_hash"]
