@@ -170,4 +170,52 @@ def build(texts: list[str], out: Path) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-__all__ = ["SETTINGS", "build", "shared_data_dir", "tiny_model", "training_texts"]
+def bundled_texts() -> list[str]:
+    """Training text from the sample data bundled with the recipes (recipes/data), for
+    machines without the shared data: 1,000 GSM8K problems and the Self-Instruct seeds."""
+    data = Path(__file__).resolve().parents[2] / "recipes" / "data"
+    texts = []
+    with open(data / "gsm8k_1k.jsonl", encoding="utf-8") as f:
+        texts += [f"{r['question']}\n{r['answer']}" for r in map(json.loads, f)]
+    with open(data / "self_instruct_seed_tasks.jsonl", encoding="utf-8") as f:
+        for row in map(json.loads, f):
+            texts += ["\n".join(t for t in (row["instruction"], i.get("input"), i.get("output"))
+                                if t) for i in row.get("instances", [])]
+    return texts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m dcc.testing.tiny_model DEST`: put a tiny model folder at DEST (for the
+    example recipes' model steps, offline). Trained on the shared data when it is here (the
+    cached test model), else on the bundled sample data."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.split("\n\n")[0])
+    parser.add_argument("dest", help="the folder to create, e.g. recipes/models/tiny")
+    args = parser.parse_args(argv)
+    dest = Path(args.dest)
+    if (dest / "config.json").is_file():
+        print(f"{dest} already holds a model")
+        return 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-dcc-tiny-", dir=dest.parent))
+    try:
+        data = shared_data_dir()
+        if data is not None:
+            shutil.copytree(tiny_model(data), tmp, dirs_exist_ok=True)
+        else:
+            info = build(bundled_texts(), tmp)
+            (tmp / "dcc_tiny.json").write_text(json.dumps(info, indent=2) + "\n")
+        os.rename(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"tiny model ready in {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["SETTINGS", "build", "bundled_texts", "main", "shared_data_dir", "tiny_model",
+           "training_texts"]

@@ -213,6 +213,9 @@ def test_graph_of_the_quickstart(run_cli) -> None:
     assert code == 0, err
     data = json.loads(out)
     assert [n["name"] for n in data["nodes"]] == [
-        "problems", "clean@1", "clean@2", "clean@3", "clean", "concise", "eval_pick"]
+        "problems", "clean@1", "clean@2", "clean@3", "clean@4", "clean", "distinct", "concise",
+        "core", "prompts", "grown@1",
+        "grown.r1@1", "grown.r1@2", "grown.r1@3", "grown.r1@4",
+        "grown.r2@1", "grown.r2@2", "grown.r2@3", "grown.r2@4", "grown", "eval_pick"]
     assert [n["span"] for n in data["nodes"][1:3]] == ["lib/cleaning.recipe:8:5",
                                                       "lib/cleaning.recipe:9:5"]
