@@ -73,6 +73,6 @@ def _kind(cls: type) -> str:
         bits.append("row-wise")
     if cls.stochastic:
         bits.append("seeded")
-    if cls.expensive:
-        bits.append("row-memoized")
+    if cls.expensive:  # every model reply is memoized by request; row-wise ones per row too
+        bits.append("row-memoized" if cls.kind == "rowpython" else "model-memoized")
     return ", ".join(bits)
