@@ -115,17 +115,24 @@ class DiskStore:
         """A fresh path in `root/tmp` for the engine to write an artifact into."""
         return atomic.temp_name(self.root / "tmp", suffix)
 
-    def put_object(self, write: Callable[[ObjectWriter], None], suffix: str = "") -> str:
+    def put_object(self, write: Callable[[ObjectWriter], None], suffix: str = "",
+                   expect: str | None = None) -> str:
         """Store the bytes `write` writes into the file it is given; return their hash.
 
         The file is a temp that `dcc.cache.writer.ObjectWriter` hashes as it is written
-        (large objects go around the page cache), then committed like any temp."""
+        (large objects go around the page cache), then committed like any temp. With
+        `expect` (the hash the caller computed beforehand), bytes that hash otherwise are
+        refused, never stored."""
         tmp = self.temp_path(suffix)
         writer = ObjectWriter(tmp)
         try:
             write(writer)
             writer.close()
-            return self.commit(tmp, content=writer.digest())
+            content = writer.digest()
+            if expect is not None and content != expect:
+                raise CacheError(f"an artifact's bytes changed between hashing ({expect}) and "
+                                 f"writing ({content}); nothing was stored")
+            return self.commit(tmp, content=content)
         finally:
             writer.abort()
             tmp.unlink(missing_ok=True)

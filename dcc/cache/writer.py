@@ -25,28 +25,40 @@ import fcntl
 import io
 import mmap
 import os
+import queue
+import threading
 from pathlib import Path
 from typing import Any
 
 import xxhash
 
 CHUNK = 8 << 20  # a multiple of every block size O_DIRECT may require
+BUFFERS = 4  # chunks in flight: the device writes one while the caller fills the next
 _DIRECT = getattr(os, "O_DIRECT", 0)
 
 
 class ObjectWriter(io.RawIOBase):
-    """A write-only binary file at `path` (created; must not exist) that hashes its bytes."""
+    """A write-only binary file at `path` (created; must not exist) that hashes its bytes.
+
+    Whole chunks are written by one background thread (an O_DIRECT write waits for the
+    device: 0.4 s for 640 MB here, which then overlaps with filling the next chunks), from a
+    pool of BUFFERS page-aligned buffers, so memory stays at BUFFERS x CHUNK. The tail is
+    written by `close()`, after every chunk."""
 
     def __init__(self, path: str | os.PathLike[str], direct: bool = True) -> None:
         super().__init__()
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._direct = direct and bool(_DIRECT)
-        self._buf: mmap.mmap | None = None  # page-aligned, as O_DIRECT needs
+        self._buf: mmap.mmap | None = None  # the chunk being filled (page-aligned)
         self._pending = bytearray()  # the bytes of an object smaller than a chunk, so far
         self._pos = 0
         self.size = 0
         self._hash = xxhash.xxh3_128()
+        self._free: queue.Queue[mmap.mmap] | None = None
+        self._full: queue.Queue[mmap.mmap | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def writable(self) -> bool:
         return True
@@ -61,7 +73,8 @@ class ObjectWriter(io.RawIOBase):
                 self._pending += view
                 self._pos += n
                 return n
-            self._buf = mmap.mmap(-1, CHUNK)
+            self._start()
+            self._buf = self._take()
             self._buf[:self._pos] = self._pending
             self._pending = bytearray()
         while len(view):
@@ -70,22 +83,52 @@ class ObjectWriter(io.RawIOBase):
             self._pos += k
             view = view[k:]
             if self._pos == CHUNK:
-                self._flush_chunk()
+                self._full.put(self._buf)
+                self._buf = self._take()
+                self._pos = 0
         return n
 
-    def _flush_chunk(self) -> None:
-        assert self._buf is not None
+    def _start(self) -> None:
+        self._free = queue.Queue()
+        for _ in range(BUFFERS):
+            self._free.put(mmap.mmap(-1, CHUNK))
+        self._thread = threading.Thread(target=self._drain, name="dcc-object-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _take(self) -> mmap.mmap:
+        """A free buffer (waits while the device is behind); raises what the thread hit."""
+        assert self._free is not None
+        buf = self._free.get()
+        if self._error is not None:
+            raise self._error
+        return buf
+
+    def _drain(self) -> None:
+        assert self._free is not None
+        while True:
+            buf = self._full.get()
+            if buf is None:
+                return
+            try:
+                if self._error is None:
+                    self._flush_chunk(buf)
+            except BaseException as e:  # handed to the caller at its next write or close
+                self._error = e
+            finally:
+                self._free.put(buf)
+
+    def _flush_chunk(self, buf: mmap.mmap) -> None:
         if self._direct:
             self._set_direct(True)
         try:
-            self._write_all(self._buf)
+            self._write_all(buf)
         except OSError as e:
             if not self._direct or e.errno != errno.EINVAL:
                 raise
             self._direct = False  # the filesystem takes the flag but not the write
             self._set_direct(False)
-            self._write_all(self._buf)
-        self._pos = 0
+            self._write_all(buf)
 
     def _set_direct(self, on: bool) -> None:
         flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
@@ -101,34 +144,50 @@ class ObjectWriter(io.RawIOBase):
         while len(view):
             view = view[os.write(self._fd, view):]
 
+    def _stop(self) -> None:
+        """Wait for the chunks in flight."""
+        if self._thread is not None:
+            self._full.put(None)
+            self._thread.join()
+            self._thread = None
+
     def close(self) -> None:
         """Write what is left (buffered) and close; the file is complete but not synced."""
         if self.closed:
             return
         try:
+            self._stop()
+            if self._error is not None:
+                raise self._error
             self._set_direct(False)
             if self._buf is not None:
                 self._write_all(memoryview(self._buf)[:self._pos])
-                self._buf.close()
             elif self._pos:
                 self._write_all(self._pending)
         finally:
-            os.close(self._fd)
+            self._release()
             super().close()
 
     def abort(self) -> None:
         """Close without caring about the bytes (the caller removes the file)."""
         try:
             if not self.closed:
-                os.close(self._fd)
-                if self._buf is not None:
-                    self._buf.close()
+                self._stop()
+                self._release()
         finally:
             super().close()
+
+    def _release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._buf = None
+        while self._free is not None and not self._free.empty():
+            self._free.get_nowait().close()
 
     def digest(self) -> str:
         """The content hash of everything written (what `hash_file` gives for the file)."""
         return self._hash.hexdigest()
 
 
-__all__ = ["CHUNK", "ObjectWriter"]
+__all__ = ["BUFFERS", "CHUNK", "ObjectWriter"]

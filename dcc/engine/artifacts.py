@@ -38,10 +38,12 @@ DCC_NO_VIEWS=1 turns writing views off (everything is materialized), for tests a
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dcc.cache.base import CorruptObject, MissingObject
@@ -101,14 +103,97 @@ class Origin:
         return bool(shared) and all(self.base_schema.get(c) == df.schema[c] for c in shared)
 
 
-def write_table(df: pl.DataFrame, store: DiskStore) -> str:
-    """Store a table as an immutable artifact; returns its content hash."""
-    return store.put_object(lambda f: _write_ipc(df, f), ".arrow")
+def write_table(df: pl.DataFrame, store: DiskStore, expect: str | None = None) -> str:
+    """Store a table as an immutable artifact; returns its content hash (which must be
+    `expect` when given: see `table_content`)."""
+    return store.put_object(lambda f: _write_ipc(df, f), ".arrow", expect)
+
+
+class _Hasher(io.RawIOBase):
+    """A sink that only hashes what is written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import xxhash
+
+        self.hash = xxhash.xxh3_128()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.hash.update(view)
+        return view.nbytes
+
+
+def table_content(df: pl.DataFrame) -> tuple[str, Callable[[Any], None]] | None:
+    """The content `write_table(df)` will store, computed without writing anything, and a
+    function that writes exactly those bytes to a file; None when hashing first costs about
+    as much as writing (a table that is not tight: see `_write_ipc`). For a tight table it is
+    one pass of hashing over buffers pyarrow hands out uncopied."""
+    import polars as pl
+
+    df = df.rechunk()
+    table = df.to_arrow(compat_level=pl.CompatLevel.newest())
+    if not _tight(df, table):
+        return None
+
+    def write(sink: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        with ipc.new_file(pa.PythonFile(sink, mode="w"), table.schema) as writer:
+            writer.write_table(table)
+
+    sink = _Hasher()
+    write(sink)
+    return str(sink.hash.hexdigest()), write
 
 
 def _write_ipc(df: pl.DataFrame, sink: Any) -> None:
-    """The one way a table becomes IPC bytes: rechunked, uncompressed (deterministic)."""
-    df.rechunk().write_ipc(sink, compression="uncompressed")
+    """The one way a table becomes IPC bytes: rechunked into one record batch, uncompressed.
+
+    A table whose buffers hold only its own values (a freshly read source, every text column
+    "tight") goes through pyarrow's writer, which hands polars' buffers to `sink` as they are
+    (0.3 s of CPU for a 680 MB table against 0.6 s for polars' writer, which copies them
+    first). A table whose text columns point into larger buffers (the rows a filter kept) goes
+    through polars' writer, which writes only the bytes the rows use; pyarrow's would write
+    the whole buffers."""
+    import polars as pl
+
+    df = df.rechunk()
+    table = df.to_arrow(compat_level=pl.CompatLevel.newest())
+    if _tight(df, table):
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        with ipc.new_file(pa.PythonFile(sink, mode="w"), table.schema) as writer:
+            writer.write_table(table)
+    else:
+        df.write_ipc(sink, compression="uncompressed")
+
+
+_SLACK = 1.02  # data buffers may exceed the bytes in use by this much and count as tight
+
+
+def _tight(df: pl.DataFrame, table: Any) -> bool:
+    """True when every column is a plain number, bool, null, date/time or text whose data
+    buffers hold (nearly) only the bytes of its own values."""
+    import polars as pl
+
+    for name, col in zip(df.columns, table.columns):
+        dtype = df.schema[name]
+        if dtype.is_numeric() or dtype.is_temporal() or dtype in (pl.Boolean, pl.Null):
+            continue
+        if dtype not in (pl.String, pl.Binary) or col.num_chunks != 1:
+            return False
+        held = sum(b.size for b in col.chunk(0).buffers()[2:] if b is not None)
+        series = df.get_column(name)
+        used = (series.str.len_bytes() if dtype == pl.String else series.bin.size()).sum()
+        if held > (used or 0) * _SLACK + 4096:
+            return False
+    return True
 
 
 def encode_view(base: str, base_rows: int, rows: np.ndarray) -> bytes:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 _ROW = "__dcc_row"
 # Tables at least this large (polars' estimate) are written by the background writer.
-BACKGROUND_MIN = 0
+BACKGROUND_MIN = 32 << 20
 
 
 @dataclass
@@ -511,13 +511,14 @@ class Builder:
         """Store a table; a large one whose content can be hashed without writing it goes
         to the background writer, and the walk carries on with its content."""
         if df.estimated_size() >= BACKGROUND_MIN:
-            content = table_content(df)
-            if content is not None:
+            prepared = table_content(df)
+            if prepared is not None:
+                content, write = prepared
                 name = self.program.node(node_id).name
 
                 def job() -> None:
                     try:
-                        write_table(df, self.store, expect=content)
+                        self.store.put_object(write, ".arrow", expect=content)
                     except OSError as e:
                         raise CacheError(f"cannot store the table of node '{name}': "
                                          f"{e.strerror or e}") from e

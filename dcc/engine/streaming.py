@@ -23,13 +23,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from dcc.cache.base import CorruptObject, MissingObject
 from dcc.cache.store import PATCH_MAGIC, VIEW_MAGIC, DiskStore
 from dcc.engine.artifacts import Origin, _decode_rows, _patch_header
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
 
 _DEFAULT_SHARE = 4  # of physical memory, when DCC_MEMORY_BUDGET is not set
@@ -108,6 +107,8 @@ def read_batches(store: DiskStore, content: str,
         path = store.open_object(c, verify=c not in checked)
         checked.add(c)
         return path
+
+    import numpy as np
 
     path = open_checked(content)
     with open(path, "rb") as f:
@@ -243,6 +244,7 @@ def run_rowwise(store: DiskStore, nodes: list[Any], source: LazyTable, views: bo
     """Run a stage of filters and maps (or one such node) over a lazy table, batch by batch:
     stored as a view when it only drops rows, else as a table written batch by batch.
     Returns the output and each node's rows out."""
+    import numpy as np
     import polars as pl
 
     from dcc.engine.artifacts import Derivation, write_view

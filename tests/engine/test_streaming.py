@@ -164,7 +164,7 @@ MEMORY_ENV = {  # fewer threads and arenas: a smaller fixed footprint, the same 
 }
 
 
-HEADROOM = 100 << 20  # what the streamed build may use beyond a tiny build (~50 MB here)
+HEADROOM = 60 << 20  # what the streamed build may use beyond a tiny build (~40 MB here)
 
 
 def limited_build(project: Project, budget: str,

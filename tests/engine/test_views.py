@@ -117,9 +117,8 @@ def test_selections_are_small_views_and_exports_match_materialized(proj: Project
             # rows of tidy: patches that carry tidy's own column, flattened onto src's table
             assert (is_view if name == "sized" else is_patch)(proj, content), name
             assert store.view_base(content) == src
-            mine = store.object_path(content).stat().st_size
-            theirs = plain_store.object_path(res(plain, name).content).stat().st_size
-            assert mine < 400 if name == "sized" else mine < theirs
+            if name == "sized":  # (patches' sizes: tests/engine/test_patches.py)
+                assert store.object_path(content).stat().st_size < 400
             assert read_table(store, content).equals(
                 read_table(plain_store, res(plain, name).content))
     assert not is_view(proj, src) and not is_patch(proj, src)
