@@ -9,6 +9,7 @@ once. Tables stay in memory only until their last consumer has run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -25,16 +26,18 @@ from dcc.engine.artifacts import (
     Origin,
     read_artifact,
     schema_of,
+    table_content,
     take_rows,
     views_enabled,
     write_table,
     write_view,
 )
+from dcc.engine.background import Background
 from dcc.engine.executor import LocalExecutor
 from dcc.engine.exports import ExportResult, write_exports
 from dcc.engine.keys import node_parts, source_contents
 from dcc.engine.streaming import LazyTable
-from dcc.errors import DccError, OperatorError
+from dcc.errors import CacheError, DccError, OperatorError
 from dcc.ops.base import DatasetOp, Filter, Map, RunContext
 
 if TYPE_CHECKING:
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
     import polars as pl
 
 _ROW = "__dcc_row"
+# Tables at least this large (polars' estimate) are written by the background writer.
+BACKGROUND_MIN = 32 << 20
 
 
 @dataclass
@@ -116,6 +121,9 @@ class Builder:
         # by the consumers that can (dcc.engine.streaming); the others load them whole.
         self.lazy: dict[str, LazyTable] = {}
         self.verified: set[str] = set()  # large objects this build wrote or checked
+        # Large tables are hashed here and written by a background thread (their records
+        # and node locks follow their commit there): dcc.engine.background.
+        self.background = Background()
         self._budget: int | None = None
         self.last = store.last_build(program.path) or {}
 
@@ -127,17 +135,38 @@ class Builder:
         needed = self.program.needed(self.target)
         order = [n for n in self.program.nodes() if n.id in needed]
         self.consumers = Counter(i for n in order for i in n.inputs)
-        for node in order:
-            if node.id not in self.results:  # members of a fused stage arrive together
-                self._visit_any(node)
-        exports: list[ExportResult] = []
-        if self.target is None:
-            exports = write_exports(self.program, self.store, self.results, self._table,
-                                    dry_run=self.dry_run, batches=self._export_batches)
+        try:
+            for node in order:
+                if node.id not in self.results:  # members of a fused stage arrive together
+                    self._visit_any(node)
+            exports: list[ExportResult] = []
+            if self.target is None:
+                exports = write_exports(self.program, self.store, self.results, self._table,
+                                        dry_run=self.dry_run, batches=self._export_batches)
+            self.background.wait()
+        finally:
+            self.background.close()  # on every way out: no write outlives the build
         if not self.dry_run:
             self._record_build()
         return BuildResult(self.program.name, [self.results[n.id] for n in order], exports,
                            time.perf_counter() - start)
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Any:
+        """Hold the node lock of `key` until its record is saved, which for a large table
+        happens in the background after its file is committed."""
+        lock = self.store.lock(key)
+        lock.__enter__()
+        try:
+            yield
+        finally:
+            self.background.then(lambda: lock.__exit__(None, None, None))
+
+    def _save(self, key: str, record: Record, node_id: str) -> None:
+        """File a node's record, after its artifact (and a view's base) is committed."""
+        origin = self.origins.get(node_id)
+        self.background.after((record.content, origin.base if origin else None),
+                              lambda: self.store.save(key, record))
 
     def _visit_any(self, node: Node) -> None:
         chain = self.program.stage_of(node.id)
@@ -179,7 +208,7 @@ class Builder:
             if self.dry_run:
                 results[0].rows_in = self._rows_in(nodes[0])
                 return
-            with self.store.lock(last.key):
+            with self._locked(last.key):
                 record = None if forced else self.store.lookup(last.key)
                 if record is None:
                     self._run_stage(nodes, results)
@@ -223,10 +252,10 @@ class Builder:
             rows_in = out
         last.content = self._store_output(nodes[-1].id, df, nodes[0].inputs[0], derivation)
         last.seconds = time.perf_counter() - t0
-        self.store.save(last.key, Record(content=last.content, rows=df.height,
-                                         schema=schema_of(df), stats={"stage_rows": counts},
-                                         node=nodes[-1].name, recipe=self.program.path,
-                                         created=time.time()))
+        self._save(last.key, Record(content=last.content, rows=df.height,
+                                    schema=schema_of(df), stats={"stage_rows": counts},
+                                    node=nodes[-1].name, recipe=self.program.path,
+                                    created=time.time()), nodes[-1].id)
         self._release(nodes[0])
         self.emit(ev.NodeFinished(nodes[-1].name, label, df_in.height, df.height,
                                   last.seconds))
@@ -263,7 +292,7 @@ class Builder:
                 res.new_rows = self.executor.count_new_rows(node, res.parts,
                                                             self._input_tables(node))
             return res
-        with self.store.lock(res.key):
+        with self._locked(res.key):
             record = None if forced else self.store.lookup(res.key)
             if record is not None:
                 return self._cached(node, res, record)
@@ -333,10 +362,10 @@ class Builder:
         if res.rows_in is None:
             res.rows_in = df.height
         if res.key is not None:
-            self.store.save(res.key, Record(content=res.content, rows=df.height,
-                                            schema=schema_of(df), stats=res.stats,
-                                            node=node.name, recipe=self.program.path,
-                                            created=time.time()))
+            self._save(res.key, Record(content=res.content, rows=df.height,
+                                       schema=schema_of(df), stats=res.stats,
+                                       node=node.name, recipe=self.program.path,
+                                       created=time.time()), node.id)
         self._release(node)
         self.emit(ev.NodeFinished(node.name, node.op_name, res.rows_in or 0, df.height,
                                   res.seconds))
@@ -376,10 +405,12 @@ class Builder:
         origin = source.derive(derivation) if source and derivation else None
         # A view needs its base: if it is gone (removed as corrupt, by a concurrent gc),
         # materialize instead; so too when every column is the node's own.
-        if origin is not None and origin.fits(df) and self.store.has_object(origin.base):
+        if (origin is not None and origin.fits(df)
+                and (self.store.has_object(origin.base)
+                     or self.background.waiting_for((origin.base,)))):
             content = write_view(self.store, origin, df)
         else:
-            content = write_table(df, self.store)
+            content = self._write_table(df, node_id)
             origin = Origin(content, df.height, base_schema=dict(df.schema))
         self.tables[node_id] = df
         self.origins[node_id] = origin
@@ -404,6 +435,8 @@ class Builder:
             res = self.results[node_id]
             if res.content is None or res.rows_out is None:
                 return None
+            if self.background.waiting_for((res.content,)):
+                self.background.wait()
             lazy = stored_lazy(self.store, res.content, res.rows_out, self.budget)
             if lazy is None:
                 return None
@@ -474,6 +507,26 @@ class Builder:
             return None
         return lazy.schema, read_batches(self.store, lazy.content, self.verified)
 
+    def _write_table(self, df: pl.DataFrame, node_id: str) -> str:
+        """Store a table; a large one whose content can be hashed without writing it goes
+        to the background writer, and the walk carries on with its content."""
+        if df.estimated_size() >= BACKGROUND_MIN:
+            prepared = table_content(df)
+            if prepared is not None:
+                content, write = prepared
+                name = self.program.node(node_id).name
+
+                def job() -> None:
+                    try:
+                        self.store.put_object(write, ".arrow", expect=content)
+                    except OSError as e:
+                        raise CacheError(f"cannot store the table of node '{name}': "
+                                         f"{e.strerror or e}") from e
+
+                self.background.submit(job, content)
+                return content
+        return write_table(df, self.store)
+
     def _input_tables(self, node: Node) -> list[pl.DataFrame]:
         return [self._table(i) for i in node.inputs]
 
@@ -483,6 +536,8 @@ class Builder:
             return self.tables[node_id]
         self.lazy.pop(node_id, None)  # a consumer that needs it whole: load it
         res = self.results[node_id]
+        if self.background.waiting_for((res.content,)):
+            self.background.wait()
         assert res.content is not None
         try:
             df, origin = read_artifact(self.store, res.content)
