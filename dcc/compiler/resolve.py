@@ -236,6 +236,9 @@ class Resolver:
         if upstream is None:
             if name in mod.bindings:
                 return self.binding_node(mod, name, ref.span)
+            base, dot, attr = name.rpartition(".")
+            if dot and attr == "rejected" and base in mod.bindings:
+                return self._rejected(mod, base, ref)
         if name in mod.pipelines:
             call = A.Call(ref.name, ref.span, (), ref.span)
             return self._pipeline(mod, mod.pipelines[name], call, scope, upstream)
@@ -245,6 +248,19 @@ class Resolver:
         if name in mod.params or name in scope.args:
             raise self.fail(ref.span, f"'{ref.name}' is a param, not a dataset")
         raise self._unknown_name(ref.name, ref.span, scope)
+
+    def _rejected(self, mod: Module, base: str, ref: A.Ref) -> str:
+        """`x.rejected`: the rows the last operator of binding `x` dropped from its input."""
+        from dcc.ops.plumbing_rejected import RowsRejected
+
+        kept = self.binding_node(mod, base, ref.span)
+        node = self.graph.nodes[kept]["node"]
+        if not node.op.name.startswith("select.") or len(node.inputs) != 1:
+            raise self.fail(ref.span, f"'{base}' is made by {node.op.name}, not by a select "
+                            "operator, so it has no rejected rows",
+                            "`.rejected` follows a binding whose last step is a select.*")
+        return self._add_node(RowsRejected(), [node.inputs[0], kept],
+                              A.Call("rows.rejected", ref.span, (), ref.span), {})
 
     def _split(self, name: str, mod: Module, span: Span) -> tuple[Module, str]:
         """Resolve `alias.name` to (imported module, name); plain names stay in `mod`."""
