@@ -20,6 +20,7 @@ the registry (and `dcc --help`) stays cheap.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -333,6 +334,8 @@ class KeepBest:
       keep={"bottom": 500}          the lowest-scored 500 rows
       keep={"min": 2, "max": 50}    scores from 2 to 50, both inclusive (either may be absent)
       keep={"top": 0.1, "max": 1}   the range first, then the top 10% of the rows in it
+      keep={"zscore": 3}            scores within mean +- 3 x std of the scored rows
+      keep={"percentile": [5, 95]}  scores from the 5th to the 95th percentile, inclusive
 
     A row without a score (null or NaN) is never kept. "Candidates" are the scored rows in
     the range: a bare number ranks the rows in the operator's `keep_eligible` range (IFD:
@@ -349,6 +352,23 @@ class KeepBest:
     pass may move a filter across it or fuse it, since that would change which rows rank
     first. Scores needed only for ranking (the operator does not list the score column in
     `writes()`) are dropped after it.
+
+    The statistical forms take their thresholds from the data, as Data-Juicer's refined
+    recipes do (the 3-sigma rule): a fixed threshold on a model score is tied to one model and
+    one corpus, a band relative to the node's own scores is not. They are computed on the
+    scores of the node's input (every row with a score; null and NaN take no part and are not
+    kept), so like a ranked form they need every row and are not row-wise:
+      zscore: k    mean +- k x std, both bounds inclusive, with the POPULATION std (ddof=0,
+                   numpy's default: the rows are the whole population being filtered, not a
+                   sample of one). When every score is equal (std 0) every scored row stays.
+      percentile: [lo, hi]  the lo-th and hi-th percentiles (0 <= lo <= hi <= 100), both
+                   inclusive, by linear interpolation between the closest ranks (numpy's
+                   default `method="linear"`), so [0, 100] keeps every scored row.
+    A statistical form stands alone in the dict (no top/bottom/min/max beside it). The bounds
+    it computed go to the node's stats as `keep_bounds: [lo, hi]` (null, null without scored
+    rows), with `keep_mean`/`keep_std` for zscore and `dropped_by_bounds`, so a build's
+    report says where the cut fell. The bounds are a build result, not part of `dcc lock`'s
+    lockfile (which is written without building): the source hashes it pins decide them.
     """
 
     p: dict[str, Any]
@@ -357,7 +377,8 @@ class KeepBest:
     keep_best: ClassVar[str] = "top"
     keep_eligible: ClassVar[dict[str, float]] = {}
     keep_replaces: ClassVar[tuple[str, ...]] = ("min", "max")
-    KEYS: ClassVar[tuple[str, ...]] = ("top", "bottom", "min", "max")
+    KEYS: ClassVar[tuple[str, ...]] = ("top", "bottom", "min", "max", "zscore", "percentile")
+    STAT_KEYS: ClassVar[tuple[str, ...]] = ("zscore", "percentile")
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)  # type: ignore[call-arg]
@@ -369,7 +390,8 @@ class KeepBest:
         """The `keep` parameter; `best` says what the operator's best rows are."""
         return P("keep", "number|dict", None,
                  doc=f"rows to keep: a fraction (0.3) or count (100) of the best ({best}), "
-                     "{'top'|'bottom': fraction or count}, {'min': x, 'max': y}")
+                     "{'top'|'bottom': fraction or count}, {'min': x, 'max': y}, "
+                     "{'zscore': k} (mean +- k std), {'percentile': [lo, hi]}")
 
     def keep_column(self) -> str:
         """The column the operator writes its score to."""
@@ -401,9 +423,19 @@ class KeepBest:
         rank = next((k for k in ("top", "bottom") if k in keep), None)
         return rank, keep.get(rank) if rank else None, keep.get("min"), keep.get("max")
 
+    def keep_stat(self) -> tuple[str, Any] | None:
+        """("zscore", k) or ("percentile", [lo, hi]) for a statistical `keep`, else None."""
+        keep = self.p.get("keep")
+        if isinstance(keep, dict):
+            for key in self.STAT_KEYS:
+                if key in keep:
+                    return key, keep[key]
+        return None
+
     def keep_ranked(self) -> bool:
-        """True when `keep` ranks rows against each other (needs the whole dataset)."""
-        return self.keep_form()[0] is not None
+        """True when `keep` compares rows with each other (a ranked or statistical form):
+        it needs the whole dataset."""
+        return self.keep_form()[0] is not None or self.keep_stat() is not None
 
     def keep_row(self, score: float | None) -> bool:
         """The row-wise part of `keep`: the score exists and is in range (always true without
@@ -431,6 +463,9 @@ class KeepBest:
 
         col = self.keep_column()
         rank = self.keep_form()[0]
+        stat = self.keep_stat()
+        if stat is not None and col in df.columns:
+            df = self._keep_within_bounds(df, col, *stat, ctx)
         if rank is not None and col in df.columns:
             score = pl.col(col).cast(pl.Float64).fill_nan(None)
             df = df.filter(score.is_not_null())
@@ -442,6 +477,33 @@ class KeepBest:
         if col in df.columns and col not in self.writes():  # type: ignore[attr-defined]
             df = df.drop(col)
         return df
+
+    @staticmethod
+    def _keep_within_bounds(df: pl.DataFrame, col: str, form: str, value: Any,
+                            ctx: RunContext) -> pl.DataFrame:
+        """The rows whose score lies in the bounds `form` computes from the scores in `df`."""
+        import numpy as np
+        import polars as pl
+
+        score = pl.col(col).cast(pl.Float64).fill_nan(None)
+        df = df.filter(score.is_not_null())
+        values = df[col].cast(pl.Float64).to_numpy()
+        lo = hi = None
+        if values.size:
+            if form == "zscore":
+                mean, std = float(values.mean()), float(values.std())  # population std
+                if values.min() == values.max():  # one value: its mean and std may round
+                    mean, std = float(values[0]), 0.0  # off it (0.1 x 3); keep it exactly
+                ctx.stats["keep_mean"], ctx.stats["keep_std"] = mean, std
+                lo, hi = mean - value * std, mean + value * std
+            else:
+                lo, hi = (float(x) for x in np.percentile(values, value))  # linear
+        ctx.stats["keep_bounds"] = [lo, hi]
+        if lo is None:
+            return df
+        kept = df.filter(score.is_between(lo, hi, closed="both"))
+        ctx.stats["dropped_by_bounds"] = df.height - kept.height
+        return kept
 
 
 def _amount_problem(name: str, value: Any) -> str | None:
@@ -463,9 +525,14 @@ def _keep_dict_problem(keep: dict[str, Any]) -> str | None:
         if key not in KeepBest.KEYS:
             close = difflib.get_close_matches(str(key), KeepBest.KEYS, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
-            return f"'keep' has no key '{key}'; {hint}its keys: top, bottom, min, max"
+            return (f"'keep' has no key '{key}'; {hint}its keys: top, bottom, min, max, "
+                    "zscore, percentile")
     if not keep:
-        return "'keep' is an empty dict; give 'top', 'bottom', 'min' or 'max'"
+        return ("'keep' is an empty dict; give 'top', 'bottom', 'min', 'max', 'zscore' or "
+                "'percentile'")
+    stat = [k for k in KeepBest.STAT_KEYS if k in keep]
+    if stat:
+        return _keep_stat_problem(stat[0], keep)
     if "top" in keep and "bottom" in keep:
         return "'keep' takes 'top' or 'bottom', not both"
     for key in ("top", "bottom"):
@@ -477,6 +544,30 @@ def _keep_dict_problem(keep: dict[str, Any]) -> str | None:
             return f"'keep.{key}' must be a number (got {type(value).__name__} {value!r})"
     if keep.get("min") is not None and keep.get("max") is not None and keep["min"] > keep["max"]:
         return f"'keep.max' must be >= 'keep.min' (got min={keep['min']}, max={keep['max']})"
+    return None
+
+
+def _keep_stat_problem(form: str, keep: dict[str, Any]) -> str | None:
+    others = sorted(k for k in keep if k != form)
+    if others:
+        return (f"'keep.{form}' takes its bounds from the data and stands alone; drop "
+                f"{', '.join(repr(k) for k in others)} (or filter on the score in a node "
+                "before or after)")
+    value = keep[form]
+    if form == "zscore":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value) or value <= 0:
+            return ("'keep.zscore' is k in mean +- k x std: a number > 0, e.g. "
+                    f"{{\"zscore\": 3}} (got {value!r})")
+        return None
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v <= 100
+        for v in value)
+    if not ok:
+        return ("'keep.percentile' is [lo, hi], two percentiles from 0 to 100, e.g. "
+                f"{{\"percentile\": [5, 95]}} (got {value!r})")
+    if value[0] > value[1]:
+        return f"'keep.percentile' needs lo <= hi (got {list(value)!r})"
     return None
 
 
