@@ -102,4 +102,4 @@ def test_rejected_outputs_complement_the_kept_ones(built: Path) -> None:
     unique = {r["question"] for r in source}
     assert len(a) + len(b) == len(unique)
     assert {r["question"] for r in a} | {r["question"] for r in b} == unique
-    assert set(b[0]) == set(source[0])  # the flag column is gone
+    assert set(b[0]) == set(source[0])  # rejected rows keep the input's columns
