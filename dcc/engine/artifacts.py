@@ -252,27 +252,34 @@ def write_view(store: DiskStore, origin: Origin, df: pl.DataFrame | None = None)
     """Store a selection of a base table (a view), or with `origin.own` columns taken from
     `df` a patch; returns its content (the base's own content for every row in order and no
     own columns)."""
+    if not origin.own and _every_row(origin):
+        return origin.base
+    return store.put_object(lambda f: f.write(view_bytes(origin, df)), ".view")
+
+
+def _every_row(origin: Origin) -> bool:
     import numpy as np
 
     rows = origin.rows
-    every = rows is None or (len(rows) == origin.base_rows
-                             and np.array_equal(rows, np.arange(origin.base_rows)))
-    if not origin.own and every:
-        return origin.base
-    if rows is None:
-        rows = np.arange(origin.base_rows)
+    return rows is None or (len(rows) == origin.base_rows
+                            and np.array_equal(rows, np.arange(origin.base_rows)))
+
+
+def view_bytes(origin: Origin, df: pl.DataFrame | None = None) -> bytes:
+    """The bytes of a view (no own columns) or a patch (own columns taken from `df`)."""
+    import numpy as np
+
+    rows = origin.rows if origin.rows is not None else np.arange(origin.base_rows)
     head = encode_view(origin.base, origin.base_rows, rows)
     if not origin.own:
-        return store.put_object(lambda f: f.write(head), ".view")
+        return head
     assert df is not None and df.height == len(rows)
     own = [c for c in df.columns if c in origin.own]
     header = json.dumps({"columns": df.columns, "own": own}, ensure_ascii=False).encode()
-
-    def write(f: Any) -> None:
-        f.write(PATCH_MAGIC + head[len(VIEW_MAGIC):] + _LEN.pack(len(header)) + header)
-        _write_ipc(df.select(own), f)
-
-    return store.put_object(write, ".view")
+    buf = io.BytesIO()
+    buf.write(PATCH_MAGIC + head[len(VIEW_MAGIC):] + _LEN.pack(len(header)) + header)
+    _write_ipc(df.select(own), buf)
+    return buf.getvalue()
 
 
 def read_artifact(store: DiskStore, content: str,

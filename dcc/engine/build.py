@@ -28,6 +28,7 @@ from dcc.engine.artifacts import (
     schema_of,
     table_content,
     take_rows,
+    view_bytes,
     views_enabled,
     write_table,
     write_view,
@@ -38,7 +39,7 @@ from dcc.engine.exports import ExportResult, write_exports
 from dcc.engine.keys import node_parts, source_contents
 from dcc.engine.streaming import LazyTable
 from dcc.errors import CacheError, DccError, OperatorError
-from dcc.ops.base import DatasetOp, Filter, Map, RunContext
+from dcc.ops.base import DatasetOp, Filter, Map, RunContext, Source
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 _ROW = "__dcc_row"
 # Tables at least this large (polars' estimate) are written by the background writer.
 BACKGROUND_MIN = 32 << 20
+# Seconds a source's file hashes may take before the source is parsed meanwhile.
+SPECULATE_AFTER = 0.05
 
 
 @dataclass
@@ -120,6 +123,8 @@ class Builder:
         # Tables larger than the memory budget stay in the store and are read batch by batch
         # by the consumers that can (dcc.engine.streaming); the others load them whole.
         self.lazy: dict[str, LazyTable] = {}
+        # Sources parsed while their files were being hashed: (result or error, seconds).
+        self._speculative: dict[str, tuple[Any, float]] = {}
         self.verified: set[str] = set()  # large objects this build wrote or checked
         # Large tables are hashed here and written by a background thread (their records
         # and node locks follow their commit there): dcc.engine.background.
@@ -300,11 +305,42 @@ class Builder:
 
     def _input_contents(self, node: Node) -> tuple[str, ...] | None:
         if node.op.n_inputs == 0:
-            return source_contents(node, self.store)
+            return self._source_contents(node)
         contents = [self.results[i].content for i in node.inputs]
         if any(c is None for c in contents):
             return None
         return tuple(c for c in contents if c is not None)
+
+    def _source_contents(self, node: Node) -> tuple[str, ...]:
+        """A source's file hashes. When they are not back within SPECULATE_AFTER seconds, a
+        file is being hashed because it changed or is new to the stat cache, and the source
+        is then about sure to run: it is parsed meanwhile (on this thread; the hash on
+        another), and the parse is used if the lookup misses, dropped if it hits."""
+        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import TimeoutError as Pending
+
+        from dcc.engine.streaming import source_size
+
+        if self.dry_run or not isinstance(node.op, Source) or \
+                source_size(node.op) > self.budget:
+            return source_contents(node, self.store)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="dcc-source-hash")
+        try:
+            hashing = pool.submit(source_contents, node, self.store)
+            try:
+                return hashing.result(timeout=SPECULATE_AFTER)
+            except Pending:
+                pass
+            self.emit(ev.NodeStarted(node.name, node.op_name, None))
+            t0 = time.perf_counter()
+            try:
+                ran: Any = self._execute(node, [], None)
+            except Exception as e:  # raised if the node runs, as it would have been
+                ran = e
+            self._speculative[node.id] = (ran, time.perf_counter() - t0)
+            return hashing.result()
+        finally:
+            pool.shutdown(wait=True)
 
     def _rows_in(self, node: Node) -> int | None:
         if not node.inputs:  # a source: its rows in are the rows it reads (known once read)
@@ -313,6 +349,7 @@ class Builder:
         return None if any(r is None for r in rows) else sum(r for r in rows if r is not None)
 
     def _cached(self, node: Node, res: NodeResult, record: Record) -> NodeResult:
+        self._speculative.pop(node.id, None)
         res.status, res.content, res.rows_out = "cached", record.content, record.rows
         res.stats, res.reason = dict(record.stats), ""
         if res.rows_in is None and node.op.n_inputs == 0:
@@ -343,10 +380,17 @@ class Builder:
             return res
         inputs = self._input_tables(node)
         res.rows_in = sum(t.height for t in inputs) if inputs else None
-        self.emit(ev.NodeStarted(node.name, node.op_name, res.rows_in))
-        t0 = time.perf_counter()
+        speculated = self._speculative.pop(node.id, None)
+        if speculated is None:
+            self.emit(ev.NodeStarted(node.name, node.op_name, res.rows_in))
+        t0 = time.perf_counter() - (speculated[1] if speculated else 0.0)
         try:
-            df, ctx, derivation = self._execute(node, inputs, res.parts)
+            if speculated is None:
+                df, ctx, derivation = self._execute(node, inputs, res.parts)
+            elif isinstance(speculated[0], BaseException):
+                raise speculated[0]
+            else:
+                df, ctx, derivation = speculated[0]
         except DccError as e:
             self.emit(ev.NodeFailed(node.name, node.op_name, str(e)))
             raise OperatorError(node.name, str(e)) from None
@@ -408,7 +452,7 @@ class Builder:
         if (origin is not None and origin.fits(df)
                 and (self.store.has_object(origin.base)
                      or self.background.waiting_for((origin.base,)))):
-            content = write_view(self.store, origin, df)
+            content = self._write_view(origin, df, node_id)
         else:
             content = self._write_table(df, node_id)
             origin = Origin(content, df.height, base_schema=dict(df.schema))
@@ -507,6 +551,31 @@ class Builder:
             return None
         return lazy.schema, read_batches(self.store, lazy.content, self.verified)
 
+    def _write_view(self, origin: Origin, df: pl.DataFrame, node_id: str) -> str:
+        """Store a view or patch; a patch with large own columns is serialized here and
+        written by the background writer."""
+        own = [c for c in df.columns if c in origin.own]
+        if not own or df.select(own).estimated_size() < BACKGROUND_MIN:
+            return write_view(self.store, origin, df)
+        from dcc.cache.hashing import digest
+
+        data = view_bytes(origin, df)
+        content = digest(data)
+        self._submit(lambda f: f.write(data), ".view", content, node_id)
+        return content
+
+    def _submit(self, write: Any, suffix: str, content: str, node_id: str) -> None:
+        name = self.program.node(node_id).name
+
+        def job() -> None:
+            try:
+                self.store.put_object(write, suffix, expect=content)
+            except OSError as e:
+                raise CacheError(f"cannot store the table of node '{name}': "
+                                 f"{e.strerror or e}") from e
+
+        self.background.submit(job, content)
+
     def _write_table(self, df: pl.DataFrame, node_id: str) -> str:
         """Store a table; a large one whose content can be hashed without writing it goes
         to the background writer, and the walk carries on with its content."""
@@ -514,16 +583,7 @@ class Builder:
             prepared = table_content(df)
             if prepared is not None:
                 content, write = prepared
-                name = self.program.node(node_id).name
-
-                def job() -> None:
-                    try:
-                        self.store.put_object(write, ".arrow", expect=content)
-                    except OSError as e:
-                        raise CacheError(f"cannot store the table of node '{name}': "
-                                         f"{e.strerror or e}") from e
-
-                self.background.submit(job, content)
+                self._submit(write, ".arrow", content, node_id)
                 return content
         return write_table(df, self.store)
 

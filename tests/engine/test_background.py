@@ -81,3 +81,24 @@ def test_a_failed_background_write_fails_the_build_and_files_nothing(
                 pass
     monkeypatch.setattr(DiskStore, "put_object", real)
     assert {r.status for r in run_build(project).nodes} == {"ran"}
+
+
+def test_a_source_parsed_while_its_file_is_hashed(project: Project,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_build, "SPECULATE_AFTER", 0)  # always parse meanwhile
+    first = run_build(fill(project))
+    assert {r.status for r in first.nodes} == {"ran"}
+    again = run_build(project)  # the stat cache answers at once, or the parse is dropped
+    assert {r.status for r in again.nodes} == {"cached"}
+    project.write_jsonl("data/rows.jsonl", ROWS[:100])
+    changed = run_build(project)
+    src = next(r for r in changed.nodes if "src" in r.names)
+    assert (src.status, src.rows_out) == ("ran", 100)
+    assert sum(1 for _ in open(project.path("out/proj.jsonl"))) == \
+        next(r for r in changed.nodes if "proj" in r.names).rows_out
+    good = "".join('{"text": "ok %d", "n": %d}\n' % (i, i) for i in range(150))
+    project.write("data/rows.jsonl", good + '{"text": \n')  # past what compiling reads
+    from dcc.errors import OperatorError
+
+    with pytest.raises(OperatorError, match=r"src.*rows\.jsonl:151: invalid JSON"):
+        run_build(project)
