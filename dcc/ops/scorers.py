@@ -70,8 +70,9 @@ class ModelOp:
         except ModelNotFound as e:
             raise ParamError(f"{self.name}: {e}") from None
         if ref.engine == "vllm" and self.model_kind != "causal":
+            what = "reward models" if self.model_kind == "reward" else "embeddings"
             raise ParamError(f"{self.name}: 'model' {str(ref)!r} names vLLM, which runs "
-                             "causal LMs here; embeddings are computed with transformers "
+                             f"causal LMs here; {what} are computed with transformers "
                              "(drop the 'vllm:' prefix)")
 
     def model_identity(self, stat_cache: Any = None) -> str | None:
@@ -312,6 +313,190 @@ class SelectIFD(KeepBest, ModelOp, RowPython):
         return out
 
 
+# -- reward models ------------------------------------------------------------------------------
+REWARD_BATCH = 256  # inputs sent (and committed to the request memo) at a time
+
+
+def reward_request_hash(identity: str, item: Any) -> str:
+    """The request memo's key for a reward model's score of `item` (a text, or a chat as a
+    list of messages): distinct from scoring and generation keys, whose fields differ.
+
+    >>> reward_request_hash("m", "hi") == reward_request_hash("m", "hi")
+    True
+    >>> reward_request_hash("m", "hi") == reward_request_hash("m", [{"role": "user",
+    ...                                                              "content": "hi"}])
+    False
+    """
+    from dcc.cache.hashing import canonical_bytes, digest
+
+    return digest(canonical_bytes({"reward": identity, "input": item}))
+
+
+def reward_scores(ctx: RunContext, backend: Any, items: Sequence[Any]) -> list[float | None]:
+    """The reward model's score of each item (None for a None item), in input order, asking
+    the model only for requests the request memo lacks, each distinct one once, committed
+    `REWARD_BATCH` at a time (a killed build resumes after the last batch). Counts one model
+    call per request sent and the memo's answers in `ctx.stats['memo_hits']`."""
+    ctx.calls_counted = True
+    memo = getattr(ctx, "requests", None)
+    identity = str(backend.identity)
+    hashes = [None if item is None else reward_request_hash(identity, item) for item in items]
+    wanted = {h for h in hashes if h is not None}
+    found: dict[str, float] = {}
+    if memo is not None and wanted:
+        found = {h: json.loads(v) for h, v in memo.get_many(wanted).items()}
+        if found:
+            hits = sum(1 for h in hashes if h in found)
+            ctx.stats["memo_hits"] = ctx.stats.get("memo_hits", 0) + hits
+    todo: dict[str, int] = {}
+    for i, h in enumerate(hashes):
+        if h is not None and h not in found and h not in todo:
+            todo[h] = i
+    pending = list(todo.items())
+    for start in range(0, len(pending), REWARD_BATCH):
+        chunk = pending[start:start + REWARD_BATCH]
+        scores = backend.reward([items[i] for _, i in chunk])
+        ctx.model_calls += len(chunk)
+        fresh = {h: float(v) for (h, _), v in zip(chunk, scores)}
+        found.update(fresh)
+        if memo is not None:
+            memo.put_many({h: json.dumps(v).encode() for h, v in fresh.items()})
+    return [None if h is None else _finite(found[h]) for h in hashes]
+
+
+@register
+class SelectReward(KeepBest, ModelOp, RowPython):
+    """Score each row with a reward model (a sequence-classification head with one output),
+    into the column `into` (default `_reward`).
+
+    The usual open reward models (trained on preference pairs to score a response to an
+    instruction) rate a whole exchange with one number: higher is better, and only the
+    differences between scores mean something. What the model reads is, by exactly one of:
+      fields=[instruction, response]  a chat: the user's turn is the first column, the
+                assistant's the second. With the tokenizer's chat template when it has one
+                (no generation prompt: the reply is there), else "instruction\n\nresponse".
+                This is how chat-tuned reward models were trained, so prefer it.
+      field="text"    one column, read as it is.
+      template="..."  a Jinja2 template over the row's columns (as select.judge's), read as
+                it is: for a reward model with its own prompt format.
+    A null or empty text (or response, with `fields`) has nothing to judge: the score is null.
+    The score is the head's single logit (float32 on CPU, bf16 weights on a GPU; see
+    `dcc.ops.models.hf`); inputs longer than the model's context keep their last tokens.
+
+    `keep` chooses the rows that stay; the best rows here are the HIGHEST rewards:
+      keep=0.3                    the 30% of scored rows with the highest reward
+      keep=1000                   the 1000 highest
+      keep={"bottom": 0.05}       the 5% lowest (to look at them)
+      keep={"min": 0.5}           reward 0.5 or more, row by row
+      keep={"zscore": 3}          rewards within mean +- 3 std of this node's input
+      keep={"percentile": [10, 100]}  everything from the 10th percentile up
+    (see `dcc.ops.base.KeepBest`; null scores are never kept). Without `keep` every row is
+    kept with its score: the operator only annotates. Inputs are batched by token length
+    and run in input order; each distinct input is asked once and memoized by request
+    (model identity and input), so a rebuild, or a new `keep`, costs no model calls. The
+    model runs with transformers (a folder beside the recipe or a hub id; not vLLM, not an
+    openai: endpoint, which serve no reward heads).
+
+    Example:  select.reward(fields=["instruction", "output"], model="./rm", keep=0.5)
+    """
+
+    name = "select.reward"
+    version = 1
+    expensive = True
+    cost = 1000.0
+    requires = MODELS_EXTRA
+    model_kind = "reward"
+    keep_best = "top"
+    params = (
+        P("field", "str", None, doc="one text column, read as it is", column=True,
+          col_type="str"),
+        P("fields", "list[str]", None, doc="[instruction, response] columns: a user turn and "
+          "the assistant's reply", column=True),
+        P("template", "str", None, doc="a Jinja2 template over the row's columns"),
+        model_param(REQUIRED, doc="reward model (sequence classification, one label): "
+                    "folder beside the recipe or hub id"),
+        P("into", "str", "_reward", doc="the score's column"),
+        KeepBest.keep_param("the highest reward"),
+    )
+
+    def validate(self) -> list[tuple[str | None, str]]:
+        p = self.p
+        given = [n for n in ("field", "fields", "template") if p[n] is not None]
+        if len(given) != 1:
+            return [("field", ("give exactly one of 'field' (one text), 'fields' ([instruction, "
+                               f"response]) or 'template' (got {', '.join(given) or 'none'})"))]
+        if p["fields"] is not None and len(p["fields"]) != 2:
+            return [("fields", ("'fields' is [instruction, response]: two columns, the user's "
+                                f"turn and the reply (got {len(p['fields'])})"))]
+        if parse_ref(p["model"]).scheme == "openai":
+            return [("model", ("an openai: endpoint serves no reward head; give a reward "
+                               "model's folder or hub id"))]
+        if p["template"] is not None:
+            from dcc.ops.prompted import compile_template
+
+            try:
+                compile_template(p["template"])
+            except ParamError as e:
+                return [("template", str(e))]
+        return self.keep_problems()
+
+    def template_columns(self) -> list[str]:
+        if self.p["template"] is None:
+            return []
+        from dcc.ops.prompted import compile_template
+
+        return sorted(compile_template(self.p["template"])[1])
+
+    def reads(self) -> list[str]:
+        return sorted(set(super().reads()) | set(self.template_columns()))  # type: ignore[misc]
+
+    def keep_column(self) -> str:
+        return self.p["into"]
+
+    def writes(self) -> list[str]:
+        return [self.p["into"]]
+
+    def output_schema(self, inputs: list[Any]) -> Any:
+        import difflib
+
+        base = super().output_schema(inputs)
+        for col in self.template_columns():
+            if inputs and not inputs[0].has(col):
+                close = difflib.get_close_matches(col, list(inputs[0].columns), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else \
+                    f"the input's columns: {', '.join(sorted(inputs[0].columns)) or 'none'}"
+                raise ParamError(f"{self.name}: the template reads column '{col}', which its "
+                                 f"input does not have; {hint}")
+        return base.with_columns(**{self.p["into"]: "float"})
+
+    def reward_input(self, row: dict[str, Any]) -> Any:
+        """What the reward model reads for this row: a text, a chat, or None (nothing)."""
+        if self.p["fields"] is not None:
+            instruction, response = (_text(row.get(c)) for c in self.p["fields"])
+            if not response:
+                return None
+            return [{"role": "user", "content": instruction},
+                    {"role": "assistant", "content": response}]
+        if self.p["template"] is not None:
+            from dcc.ops.prompted import compile_template, render
+
+            template, names = compile_template(self.p["template"])
+            text = render(template, {c: row.get(c) for c in names}, self.name)
+        else:
+            text = _text(row.get(self.p["field"]))
+        return text or None
+
+    def process(self, rows: list[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any] | None]:
+        scores = reward_scores(ctx, self.backend(ctx), [self.reward_input(r) for r in rows])
+        return [{self.p["into"]: s} if self.keep_row(s) else None for s in scores]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 # -- embedding-based selection ------------------------------------------------------------------
 def row_texts(df: pl.DataFrame, fields: list[str]) -> list[str]:
     """One text per row: the listed fields' values, nulls as "", joined by newlines."""
@@ -496,9 +681,12 @@ __all__ = [
     "SelectIFD",
     "SelectKCenter",
     "SelectPerplexity",
+    "SelectReward",
     "diverse_walk",
     "embed_unique",
     "kcenter_greedy",
+    "reward_request_hash",
+    "reward_scores",
     "row_texts",
     "score_losses",
     "score_request_hash",

@@ -25,6 +25,14 @@ building a backend to ask its identity costs nothing.
   shapes). `top_p` is nucleus sampling; `stop` strings end a completion and are cut from it.
   Chat prompts (lists of messages) go through the tokenizer's chat template when it has one,
   else their contents are joined with blank lines.
+* `reward(inputs)` (kind "reward", an `AutoModelForSequenceClassification` with one label):
+  one float per input, the head's single logit, in input order, batched like `score`. A chat
+  input (a list of messages) goes through the tokenizer's chat template (no generation
+  prompt: the reply is already there) when it has one, else its contents joined with blank
+  lines; a string is read as it is. Sequences longer than the context keep their LAST
+  tokens: the head reads the last token, and the end of the response is what it judges.
+  Rows are padded on the right with the config's `pad_token_id` (set to the tokenizer's pad,
+  else EOS, token when the config has none, since the head finds each row's last token by it).
 * `embed(texts)`: mean pooling over non-padding tokens of the last hidden state (or the CLS
   token when the folder's `1_Pooling/config.json` says so), then L2 normalisation, as
   sentence-transformers does; float32 numpy, shape (n, d).
@@ -60,7 +68,7 @@ def pick_device(device: str | None = None) -> str:
 
 
 class HFBackend:
-    """One transformers model (`kind` "causal" or "encoder") behind the ModelBackend interface.
+    """One transformers model (`kind` "causal", "encoder" or "reward") behind the ModelBackend interface.
 
     `source` is a folder or a hub id; `revision` pins a hub commit and `cache_dir` says which
     HF cache holds it; `identity` is what the resolver computed (a hash of the files, or the
@@ -71,8 +79,8 @@ class HFBackend:
                  revision: str | None = None, local_files_only: bool = True,
                  trust_remote_code: bool = False, device: str | None = None,
                  max_batch_tokens: int | None = None, cache_dir: str | None = None) -> None:
-        if kind not in ("causal", "encoder"):
-            raise ValueError(f"'kind' must be 'causal' or 'encoder' (got {kind!r})")
+        if kind not in ("causal", "encoder", "reward"):
+            raise ValueError(f"'kind' must be 'causal', 'encoder' or 'reward' (got {kind!r})")
         self.source, self.kind, self.identity = source, kind, identity
         self.revision, self.local_files_only = revision, local_files_only
         self.trust_remote_code, self.cache_dir = trust_remote_code, cache_dir
@@ -99,7 +107,8 @@ class HFBackend:
                               "trust_remote_code": self.trust_remote_code}
         if self.cache_dir is not None:
             kw["cache_dir"] = self.cache_dir
-        cls = tf.AutoModelForCausalLM if self.kind == "causal" else tf.AutoModel
+        cls = {"causal": tf.AutoModelForCausalLM, "reward": tf.AutoModelForSequenceClassification
+               }.get(self.kind, tf.AutoModel)
         tf.utils.logging.disable_progress_bar()  # the library never prints (STYLE 15)
         tf.utils.logging.set_verbosity_error()
         try:
@@ -115,6 +124,8 @@ class HFBackend:
         model.eval()
         self._tok, self._model = tok, model
         self.pad_id = _first_id(tok.pad_token_id, tok.eos_token_id, 0)
+        if self.kind == "reward":
+            self._reward_head(model)
         start = _first_id(tok.bos_token_id, tok.eos_token_id)
         self.start_ids = [start] if start is not None else []
         self.max_length = self._context_length(model, tok)
@@ -202,6 +213,49 @@ class HFBackend:
             first = max(start, 1)  # token j is predicted at position j - 1
             out.append(TokenScores(picked[row, first - 1:len(seq) - 1].tolist()))
         return out
+
+    # -- reward ------------------------------------------------------------------------------
+    def _reward_head(self, model: Any) -> None:
+        labels = getattr(model.config, "num_labels", None)
+        if labels != 1:
+            raise ModelLoadError(f"{self.source}: a reward model has a single-output head "
+                                 f"(num_labels=1); this one has {labels} labels")
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = self.pad_id
+        self.pad_id = model.config.pad_token_id
+
+    def reward(self, inputs: Sequence[Prompt], *, sort: bool = True) -> list[float]:
+        """The reward head's score of each input (a text, or a chat as a list of messages),
+        in input order."""
+        if self.kind != "reward":
+            raise ValueError(f"{self.source}: only a reward model (kind 'reward') scores "
+                             "rewards")
+        self._load()
+        if not inputs:
+            return []
+        seqs = []
+        for item in inputs:
+            if isinstance(item, str):
+                seq = self._encode([item], special=True)[0]
+            else:
+                text, templated = self._reward_text(item)
+                seq = self._encode([text], special=not templated)[0]
+            seqs.append(seq[-self.max_length:] or [self.pad_id])
+        return run_batched(seqs, [len(s) for s in seqs], self._reward_batch,
+                           self.max_batch_tokens, sort=sort)
+
+    def _reward_text(self, messages: Sequence[Any]) -> tuple[str, bool]:
+        if getattr(self._tok, "chat_template", None):
+            return self._tok.apply_chat_template(list(messages), tokenize=False), True
+        return "\n\n".join(m["content"] for m in messages), False
+
+    def _reward_batch(self, seqs: list[list[int]]) -> list[float]:
+        import torch
+
+        ids, mask = self._padded(seqs)
+        with torch.inference_mode():
+            logits = self._model(input_ids=ids, attention_mask=mask).logits
+        return [float(x) for x in logits[:, 0].float().cpu().tolist()]
 
     # -- generate ----------------------------------------------------------------------------
     def generate(self, prompts: Sequence[Prompt], config: GenerationConfig) -> list[list[str]]:

@@ -283,7 +283,7 @@ def resolve_model(ref: str | None, *, recipe_dir: str | os.PathLike[str] | None 
                   kind: str = "causal", options: dict[str, Any] | None = None,
                   stat_cache: Any = None) -> Any:
     """The backend for `ref` (one per process and reference). `kind` is "causal" (score,
-    generate) or "encoder" (embed); `options` carries `trust_remote_code`, `device` and
+    generate), "encoder" (embed) or "reward" (a sequence-classification head); `options` carries `trust_remote_code`, `device` and
     `max_batch_tokens`."""
     options = options or {}
     parsed = parse_ref(ref, recipe_dir)
