@@ -91,9 +91,13 @@ def run(op: SelectReward, rows: list[dict[str, Any]]) -> tuple[pl.DataFrame, Run
     """The node's output and context, run as the executor runs it, on a fresh store (so
     every distinct input is a model call)."""
     node = Node("n1", op, [], None)  # type: ignore[arg-type]
-    store = open_store(Path(tempfile.mkdtemp(prefix="dcc-reward-")) / ".dcc")
-    return LocalExecutor(store, lambda e: None, {"device": "cpu"}).execute(
-        node, [pl.DataFrame(rows)], None)
+    folder = Path(tempfile.mkdtemp(prefix="dcc-reward-"))
+    try:
+        with open_store(folder / ".dcc") as store:
+            return LocalExecutor(store, lambda e: None, {"device": "cpu"}).execute(
+                node, [pl.DataFrame(rows)], None)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_fields_without_a_chat_template_read_instruction_blank_line_response(
