@@ -102,17 +102,10 @@ def is_tree(value: Any) -> bool:
 
 # -- types ---------------------------------------------------------------------------------------
 def _lit_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    return "list"
+    """A literal's type, named as parameter values are (literals are never dicts)."""
+    from dcc.ops.params import type_name
+
+    return type_name(value)
 
 
 def _fits(have: str, want: str) -> bool:
