@@ -635,9 +635,11 @@ def report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:
             print(f"    CPU time (user+sys): cold build {r['cold_build_cpu_s']:.2f} s, no cache "
                   f"{r['no_cache_cpu_s']:.2f} s, ratio {r['cpu_ratio']:.3f}")
             print(f"    cold build: {bd['build_outside_walk_s']:.2f} s startup+compile "
-                  f"(process - walk), {bd['build_node_s']:.2f} s in nodes (op + artifact "
-                  f"write), {bd['build_walk_outside_nodes_s']:.2f} s in the walk outside nodes "
-                  f"(source hash, keys, export, index)")
+                  f"(process - walk), {bd['build_node_s']:.2f} s in nodes (op + storing its "
+                  f"output; tables and patches of 32 MB and up are hashed there and written "
+                  f"by a background thread that overlaps later steps), "
+                  f"{bd['build_walk_outside_nodes_s']:.2f} s in the walk outside nodes "
+                  f"(source hash, keys, export, index, waiting for that thread)")
             print(f"    no cache:   {bd['plain_startup_s']:.2f} s interpreter, "
                   f"{bd['plain_compile_s']:.2f} s imports+compile, {bd['plain_ops_s']:.2f} s "
                   f"ops, {bd['plain_export_s']:.2f} s export")

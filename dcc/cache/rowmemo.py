@@ -191,9 +191,23 @@ class RowMemo:
 
     def count(self, row_hashes: Iterable[str]) -> int:
         """How many of `row_hashes` are memoized, counting repeats (for `dcc plan`)."""
-        hashes = [_raw(h) for h in row_hashes]
-        found = self._db.has_many(self._op, list(set(hashes)))
-        return sum(1 for h in hashes if h in found)
+        return self.count_raw([_raw(h) for h in row_hashes])
+
+    # The same with 16-byte digests, for callers that hash rows by the thousand (the engine):
+    # no hex text to make and parse per row.
+    def get_raw(self, rows: Iterable[bytes]) -> dict[bytes, bytes]:
+        return self._db.get_many(self._op, list(rows))
+
+    def put_raw(self, items: dict[bytes, bytes]) -> None:
+        for row, value in items.items():
+            if len(row) != 16 or not isinstance(value, bytes):
+                raise TypeError("put_raw takes 16-byte row digests and bytes results")
+        if items:
+            self._db.put_many(self._op, list(items.items()))
+
+    def count_raw(self, rows: list[bytes]) -> int:
+        found = self._db.has_many(self._op, list(set(rows)))
+        return sum(1 for h in rows if h in found)
 
 
 REQUESTS_NAMESPACE = digest(b"dcc-model-requests/1")

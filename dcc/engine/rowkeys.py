@@ -28,7 +28,13 @@ def read_columns(op: Any, df: pl.DataFrame) -> list[str]:
     return sorted(set(op.reads() or df.columns))
 
 
-def row_keys(op: Any, df: pl.DataFrame) -> list[str]:
+def row_keys(op: Any, df: pl.DataFrame) -> list[bytes]:
+    """`row_hash` of each row's view {column: value} over `read_columns(op, df)`, as the 16
+    bytes of the digest (what the memo table stores)."""
+    return [bytes.fromhex(h) for h in row_hashes(op, df)]
+
+
+def row_hashes(op: Any, df: pl.DataFrame) -> list[str]:
     """`row_hash` of each row's view {column: value} over `read_columns(op, df)`."""
     import polars as pl
 
@@ -83,4 +89,4 @@ def _row_key(cols: list[str], row: dict[str, Any]) -> str:
         return row_hash(json.dumps(view, sort_keys=True, default=str))
 
 
-__all__ = ["read_columns", "row_keys"]
+__all__ = ["read_columns", "row_hashes", "row_keys"]

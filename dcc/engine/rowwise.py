@@ -31,8 +31,8 @@ def run_rowpython(op: RowPython, df: pl.DataFrame, ctx: RunContext,
                   memo: RowMemo | None) -> pl.DataFrame:
     """`op` over every row of `df`: memoized results reused, the others computed."""
     hashes = row_keys(op, df)
-    found: dict[str, Any] = memo.get_many(set(hashes)) if memo is not None else {}
-    todo: dict[str, int] = {}
+    found: dict[bytes, Any] = memo.get_raw(set(hashes)) if memo is not None else {}
+    todo: dict[bytes, int] = {}
     for i, h in enumerate(hashes):
         if h not in found and h not in todo:
             todo[h] = i
@@ -55,7 +55,7 @@ def run_rowpython(op: RowPython, df: pl.DataFrame, ctx: RunContext,
                                  f"{type(r).__name__}")
         if memo is not None:
             fresh = {h: json.dumps(r, sort_keys=True).encode() for (h, _), r in zip(chunk, out)}
-            memo.put_many(fresh)
+            memo.put_raw(fresh)
         else:
             fresh = {h: r for (h, _), r in zip(chunk, out)}
         found.update(fresh)
@@ -69,8 +69,8 @@ def run_rowpython(op: RowPython, df: pl.DataFrame, ctx: RunContext,
 
 def count_new_rows(op: RowPython, df: pl.DataFrame, memo: RowMemo) -> int:
     """How many distinct rows of `df` the memo lacks (what a run would send)."""
-    hashes = set(row_keys(op, df))
-    return len(hashes) - memo.count(hashes)
+    hashes = list(set(row_keys(op, df)))
+    return len(hashes) - memo.count_raw(hashes)
 
 
 def _attach_json(op: RowPython, df: pl.DataFrame, results: list[bytes]) -> pl.DataFrame:
