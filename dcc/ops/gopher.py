@@ -87,7 +87,8 @@ def _chunk_fractions(values: pl.Series, top: list[int], dup: list[int]
             chars = prefix[starts[first] + n] - prefix[starts[first]]
             urow = (uniq >> u(64 - _ROW_BITS)).astype(np.int64)
             ok = np.flatnonzero(cnt >= 2)
-            order = ok[np.lexsort((chars[ok], cnt[ok], urow[ok]))]
+            # most frequent, then most characters, then the one that occurs first
+            order = ok[np.lexsort((-first[ok], chars[ok], cnt[ok], urow[ok]))]
             last = np.r_[urow[order][1:] != urow[order][:-1], True] if order.size else order
             best = np.zeros(uniq.size, dtype=bool)
             best[order[last.astype(bool)]] = True
@@ -148,7 +149,8 @@ class SelectGopherRepetition(Filter):
     * max_top_ngram ([0.20, 0.18, 0.16], for n = 2, 3, 4: value i applies to n = i + 2):
       the share of the text's token characters covered by its most frequent n-gram of
       tokens, if that one occurs at least twice (among equally frequent n-grams, the one
-      with the most characters); overlapping occurrences count a token once.
+      with the most characters, then the one that occurs first); overlapping occurrences
+      count a token once.
     * max_dup_ngram ([0.15, 0.14, 0.13, 0.12, 0.11, 0.10], for n = 5..10: value i applies to
       n = i + 5): the share of token characters covered by any n-gram that occurs at least
       twice, every occurrence included, each token counted once.

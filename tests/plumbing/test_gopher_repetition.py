@@ -38,8 +38,9 @@ def py_fractions(text: str | None, n: int) -> tuple[float, float]:
         return 0.0, dup
     best = max(c for c, _, _ in repeated)
     most = max(chars for c, chars, _ in repeated if c == best)
-    tops = [g for c, chars, g in repeated if c == best and chars == most]
-    return max(cover({g}) for g in tops), dup
+    tops = {g for c, chars, g in repeated if c == best and chars == most}
+    first = next(g for g in grams if g in tops)  # ties: the n-gram that occurs first
+    return cover({first}), dup
 
 
 def test_fractions_match_reference_on_gsm8k(gsm8k) -> None:
