@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from dcc.schema import Schema
 
 Tree = dict[str, Any]
-WORD = r"[^\s\x1c-\x1f]+"  # Python's str.split() words (see select.words)
 NUMERIC = {"int", "float"}
 COMPARE = ("==", "!=", "<", "<=", ">", ">=")
 
@@ -290,6 +289,12 @@ def _fn(make: Callable[..., pl.Expr]) -> Callable[[list[Tree]], pl.Expr]:
     return lambda args: make(*(to_polars(a) for a in args))
 
 
+def _words(s: pl.Expr) -> pl.Expr:
+    from dcc.ops.select import WORD  # select.words' definition: Python's str.split() words
+
+    return s.str.count_matches(WORD).cast(int)
+
+
 def _coalesce(args: list[Tree]) -> pl.Expr:
     import polars as pl
 
@@ -298,7 +303,7 @@ def _coalesce(args: list[Tree]) -> pl.Expr:
 
 _FN_POLARS: dict[str, Callable[[list[Tree]], pl.Expr]] = {
     "len": _len,
-    "words": _fn(lambda s: s.str.count_matches(WORD).cast(int)),
+    "words": lambda args: _words(to_polars(args[0])),
     "lines": _lines,
     "lower": _fn(lambda s: s.str.to_lowercase()),
     "upper": _fn(lambda s: s.str.to_uppercase()),
