@@ -81,6 +81,42 @@ set_opt = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
                        help="Override a param (parsed as the type of its default).")
 cache_opt = click.option("--cache-dir", default=None, metavar="DIR",
                          help="Cache folder (default: DCC_CACHE_DIR or .dcc/ beside the recipe).")
+remote_opt = click.option("--remote-cache", "remote_cache", default=None, metavar="URL",
+                          envvar="DCC_REMOTE_CACHE",
+                          help="Team cache on any fsspec filesystem (file://, s3://, gs://, "
+                               "...), read and written through (or DCC_REMOTE_CACHE).")
+
+
+def _open_remote(url: str | None, required: bool = False):  # noqa: ANN202
+    """The team cache of --remote-cache/DCC_REMOTE_CACHE, checked once. A bad URL or a
+    missing driver is an error; an unreachable remote is one too for push and pull
+    (`required`), while a build or plan warns and carries on with the local cache."""
+    from dcc.cache.remote import RemoteCache, RemoteError
+
+    if not url:
+        if required:
+            raise UsageError("no remote cache: pass --remote-cache URL or set DCC_REMOTE_CACHE")
+        return None
+    remote = RemoteCache(url)
+    try:
+        remote.check()
+    except RemoteError as e:
+        if required:
+            raise
+        from dcc.console import err
+
+        err().print(f"warning: {e}; using the local cache only", style="dcc.warning",
+                    markup=False)
+        return None
+    return remote
+
+
+def _print_remote_warnings(remote) -> None:  # noqa: ANN001
+    if remote is not None and remote.transfers.warnings:
+        from dcc.console import err
+
+        for w in remote.transfers.warnings:
+            err().print(f"warning: {w}", style="dcc.warning", markup=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,6 +129,7 @@ def cli() -> None:
 @recipe_arg
 @set_opt
 @cache_opt
+@remote_opt
 @click.option("--target", default=None, help="Build one binding and what it needs.")
 @click.option("--no-optimize", is_flag=True, help="Skip the optimizer passes.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local")
@@ -103,7 +140,8 @@ def cli() -> None:
 @click.option("--out-dir", default=None, help="Write exports under this folder.")
 @click.option("--allow-write-outside", is_flag=True, help="Let exports leave the recipe's folder.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own code.")
-def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, target: str | None,
+def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, remote_cache: str | None,
+          target: str | None,
           no_optimize: bool, executor: str, as_json: bool, resample: tuple[str, ...],
           locked: bool, out_dir: str | None, allow_write_outside: bool,
           trust_remote_code: bool) -> None:
@@ -111,6 +149,7 @@ def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, target: str
     if executor == "ray":
         raise UsageError("--executor ray is not available in this version; use --executor local")
     store = _open_store(recipe, cache_dir)
+    remote = _open_remote(remote_cache)
     program = _compile(recipe, sets, target=target, optimize=not no_optimize, out_dir=out_dir,
                        allow_outside=allow_write_outside, memo=store.plan_memo)
     from dcc.engine.build import build as run_build
@@ -125,7 +164,8 @@ def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, target: str
     with Progress(enabled=not as_json) as progress:
         result = run_build(program, store, target=target, resample=resample,
                            on_event=progress.on_event,
-                           options={"trust_remote_code": trust_remote_code})
+                           options={"trust_remote_code": trust_remote_code}, remote=remote)
+    _print_remote_warnings(remote)
     if as_json:
         click.echo(json.dumps(result.to_json()))
     else:
@@ -139,19 +179,22 @@ def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, target: str
 @recipe_arg
 @set_opt
 @cache_opt
+@remote_opt
 @click.option("--target", default=None)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--explain", is_flag=True, help="Show what each optimizer pass did.")
 @click.option("--no-optimize", is_flag=True)
-def plan(recipe: str, sets: tuple[str, ...], cache_dir: str | None, target: str | None,
-         as_json: bool, explain: bool, no_optimize: bool) -> None:
+def plan(recipe: str, sets: tuple[str, ...], cache_dir: str | None, remote_cache: str | None,
+         target: str | None, as_json: bool, explain: bool, no_optimize: bool) -> None:
     """Say what a build would run and what is cached, and why, without running anything."""
     store = _open_store(recipe, cache_dir)
+    remote = _open_remote(remote_cache)
     program = _compile(recipe, sets, target=target, optimize=not no_optimize,
                        memo=store.plan_memo)
     from dcc.engine.build import plan as run_plan
 
-    result = run_plan(program, store, target=target)
+    result = run_plan(program, store, target=target, remote=remote)
+    _print_remote_warnings(remote)
     if as_json:
         data = result.to_json()
         data["journal"] = program.journal
@@ -300,6 +343,62 @@ def cache_gc(cache_dir: str | None, max_size: str, drop_needed: bool) -> None:
         raise UsageError(str(e)) from None
     removed, freed = _open_store(None, cache_dir).gc(limit, keep_needed=not drop_needed)
     err().print(f"removed {removed} artifacts, freed {format_size(freed)}")
+
+
+@cache.command(name="push")
+@recipe_arg
+@set_opt
+@cache_opt
+@remote_opt
+def cache_push(recipe: str, sets: tuple[str, ...], cache_dir: str | None,
+               remote_cache: str | None) -> None:
+    """Upload what RECIPE's newest build needs to the team cache; exit 1 if any failed."""
+    from dcc.cache.gc import format_size
+    from dcc.cache.remote import push
+    from dcc.console import err
+
+    remote = _open_remote(remote_cache, required=True)
+    store = _open_store(recipe, cache_dir)
+    program = _compile(recipe, sets, memo=store.plan_memo)
+    missing = push(store, remote, program.path)
+    _print_remote_warnings(remote)
+    t = remote.transfers
+    err().print(f"pushed {recipe} to {remote.url}: {t.uploaded} results "
+                f"({t.objects_up} objects uploaded, {format_size(t.bytes_up)}; the others "
+                "were there already)" + (f"; {missing} results of the last build are no "
+                                         "longer in the local cache" if missing else ""),
+                markup=False, highlight=False)
+    if remote.down or t.warnings:
+        sys.exit(1)
+
+
+@cache.command(name="pull")
+@recipe_arg
+@set_opt
+@cache_opt
+@remote_opt
+def cache_pull(recipe: str, sets: tuple[str, ...], cache_dir: str | None,
+               remote_cache: str | None) -> None:
+    """Download what the team cache has of RECIPE's nodes into the local cache."""
+    from collections import Counter
+
+    from dcc.cache.gc import format_size
+    from dcc.console import err
+    from dcc.engine.build import pull
+
+    remote = _open_remote(remote_cache, required=True)
+    store = _open_store(recipe, cache_dir)
+    program = _compile(recipe, sets, memo=store.plan_memo)
+    result = pull(program, store, remote)
+    _print_remote_warnings(remote)
+    t = remote.transfers
+    counts = Counter(r.status for r in result.nodes if r.stage is None or r.stage in r.names)
+    err().print(f"pulled {recipe} from {remote.url}: {t.downloaded} results downloaded "
+                f"({t.objects_down} objects, {format_size(t.bytes_down)}), "
+                f"{counts['cached']} already local, {counts['would-run']} not on the remote "
+                "(a build computes them)", markup=False, highlight=False)
+    if remote.down:
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

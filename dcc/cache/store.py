@@ -57,6 +57,22 @@ PATCH_MAGIC = b"DCCPATCH"
 VIEW_HEAD = len(VIEW_MAGIC) + 32
 
 
+def read_view_base(path: str | os.PathLike[str]) -> str | None:
+    """The base table's content if the file at `path` is a view or patch artifact, else None
+    (also for an unreadable file)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(VIEW_HEAD)
+    except OSError:
+        return None
+    if len(head) < VIEW_HEAD or head[:len(VIEW_MAGIC)] not in (VIEW_MAGIC, PATCH_MAGIC):
+        return None
+    try:
+        return check_hash(head[len(VIEW_MAGIC):].decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
 class DiskStore:
     """A `Store` in a local folder (`.dcc/` by default); safe for concurrent processes."""
 
@@ -176,17 +192,7 @@ class DiskStore:
 
     def view_base(self, content: str) -> str | None:
         """The base table's content if `content` is a view or patch artifact, else None."""
-        try:
-            with open(self.object_path(content), "rb") as f:
-                head = f.read(VIEW_HEAD)
-        except OSError:
-            return None
-        if len(head) < VIEW_HEAD or head[:len(VIEW_MAGIC)] not in (VIEW_MAGIC, PATCH_MAGIC):
-            return None
-        try:
-            return check_hash(head[len(VIEW_MAGIC):].decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            return None
+        return read_view_base(self.object_path(content))
 
     def _base_ok(self, content: str) -> bool:
         """False when `content` is a view whose base object is gone."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from dcc.cache.base import CorruptObject, MissingObject, Record
 from dcc.cache.keys import KeyParts, diff_parts
+from dcc.cache.remote import RemoteCache, Transfers, Uploader
 from dcc.cache.store import DiskStore
 from dcc.compiler.ir import Node, Program
 from dcc.engine import events as ev
@@ -57,7 +58,7 @@ class NodeResult:
     id: str
     names: list[str]
     op: str
-    status: str  # cached | ran | would-run
+    status: str  # cached | remote-hit | ran | would-run
     key: str | None = None
     content: str | None = None
     rows_in: int | None = None
@@ -78,6 +79,7 @@ class BuildResult:
     nodes: list[NodeResult]
     exports: list[ExportResult]
     seconds: float = 0.0
+    remote: Transfers | None = None  # what moved to and from --remote-cache, if one is set
 
     def to_json(self) -> dict[str, Any]:
         nodes = []
@@ -98,15 +100,19 @@ class BuildResult:
                 nodes.append(entry)
         exports = [{"node": e.node, "path": e.path, "rows": e.rows, "content": e.content,
                     "written": e.written} for e in self.exports]
-        return {"recipe": self.recipe, "nodes": nodes, "exports": exports,
-                "seconds": round(self.seconds, 4)}
+        out = {"recipe": self.recipe, "nodes": nodes, "exports": exports,
+               "seconds": round(self.seconds, 4)}
+        if self.remote is not None:
+            out["remote"] = self.remote.to_json()
+        return out
 
 
 class Builder:
     def __init__(self, program: Program, store: DiskStore, *, target: str | None = None,
                  resample: tuple[str, ...] = (), dry_run: bool = False,
                  on_event: Callable[[ev.Event], None] | None = None,
-                 options: dict[str, Any] | None = None) -> None:
+                 options: dict[str, Any] | None = None, remote: RemoteCache | None = None,
+                 pull: bool = False) -> None:
         self.program = program
         self.store = store
         self.target = target
@@ -131,6 +137,14 @@ class Builder:
         self.background = Background()
         self._budget: int | None = None
         self.last = store.last_build(program.path) or {}
+        # The team cache (dcc.cache.remote): a local miss is looked up there. A build (or a
+        # pull) downloads what it has, verified, into the local store; a plan reads only its
+        # records, so nodes it has are `remote-hit` and their contents key what follows.
+        self.remote = remote
+        self.fetch = not dry_run or pull
+        self.pull = pull
+        self.remote_only: set[str] = set()  # (plan) nodes whose content is on the remote only
+        self.uploader = Uploader(remote, store) if remote is not None and not dry_run else None
 
     # -- the walk ----------------------------------------------------------------------------
     def run(self) -> BuildResult:
@@ -151,10 +165,13 @@ class Builder:
             self.background.wait()
         finally:
             self.background.close()  # on every way out: no write outlives the build
+            if self.uploader is not None:  # what was stored is published, records last
+                self.uploader.wait()
         if not self.dry_run:
             self._record_build()
         return BuildResult(self.program.name, [self.results[n.id] for n in order], exports,
-                           time.perf_counter() - start)
+                           time.perf_counter() - start,
+                           self.remote.transfers if self.remote is not None else None)
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Any:
@@ -171,7 +188,27 @@ class Builder:
         """File a node's record, after its artifact (and a view's base) is committed."""
         origin = self.origins.get(node_id)
         self.background.after((record.content, origin.base if origin else None),
-                              lambda: self.store.save(key, record))
+                              lambda: self._file(key, record))
+
+    def _file(self, key: str, record: Record) -> None:
+        """File a record whose objects are committed, and write it through to the team
+        cache (objects first, record last, on the uploader's threads)."""
+        self.store.save(key, record)
+        if self.uploader is not None:
+            self.uploader.submit(key, record)
+
+    def _lookup(self, key: str) -> tuple[Record | None, bool]:
+        """The record of `key` and whether it came from the team cache: the local store
+        first; on a miss the remote, read through (fetched and verified) in a build or a
+        pull, only its record read in a plan."""
+        record = self.store.lookup(key)
+        if record is not None or self.remote is None:
+            return record, False
+        if self.fetch:
+            record = self.remote.fetch(key, self.store)
+        else:
+            record = self.remote.record(key)
+        return record, record is not None
 
     def _visit_any(self, node: Node) -> None:
         chain = self.program.stage_of(node.id)
@@ -205,7 +242,7 @@ class Builder:
             prev = (r.key,)
         last = results[-1]
         forced = any(self.resample & set(n.names) for n in nodes)
-        record = None if forced else self.store.lookup(last.key)
+        record, remote = (None, False) if forced else self._lookup(last.key)
         if record is None:
             reason = "forced by --resample" if forced else self._why_miss(nodes[-1], last.parts)
             for r in results:
@@ -218,18 +255,21 @@ class Builder:
                 if record is None:
                     self._run_stage(nodes, results)
                     return
-        self._stage_cached(nodes, results, record)
+        self._stage_cached(nodes, results, record, remote)
 
     def _stage_cached(self, nodes: list[Node], results: list[NodeResult],
-                      record: Record) -> None:
+                      record: Record, remote: bool = False) -> None:
         rows = list(record.stats.get("stage_rows") or [None] * len(nodes))
         rows_in = self._rows_in(nodes[0])
+        status = "remote-hit" if remote else "cached"
         for n, r, out in zip(nodes, results, rows):
-            r.status, r.rows_in, r.rows_out, r.reason = "cached", rows_in, out, ""
+            r.status, r.rows_in, r.rows_out, r.reason = status, rows_in, out, ""
             r.content = r.key  # never materialized: its key names its content
             rows_in = out
         results[-1].content, results[-1].rows_out = record.content, record.rows
-        self.emit(ev.NodeCached(nodes[-1].name, nodes[-1].op_name, record.rows))
+        if remote and not self.fetch:
+            self.remote_only.add(nodes[-1].id)
+        self.emit(ev.NodeCached(nodes[-1].name, nodes[-1].op_name, record.rows, remote))
 
     def _run_stage(self, nodes: list[Node], results: list[NodeResult]) -> None:
         from dcc.engine.stages import run_stage
@@ -288,12 +328,15 @@ class Builder:
             return res if self.dry_run else self._run(node, res)
         res.key = res.parts.key()
         forced = bool(self.resample & set(node.names))
-        record = None if forced else self.store.lookup(res.key)
+        record, remote = (None, False) if forced else self._lookup(res.key)
         if record is not None:
-            return self._cached(node, res, record)
+            return self._cached(node, res, record, remote)
         res.reason = "forced by --resample" if forced else self._why_miss(node, res.parts)
         if self.dry_run:
-            if node.op.expensive:
+            # An input the remote has but this machine does not cannot be counted (a pull
+            # counts nothing: it only moves what the team cache has).
+            if (node.op.expensive and not self.pull
+                    and not any(i in self.remote_only for i in node.inputs)):
                 res.new_rows = self.executor.count_new_rows(node, res.parts,
                                                             self._input_tables(node))
             return res
@@ -348,13 +391,17 @@ class Builder:
         rows = [self.results[i].rows_out for i in node.inputs]
         return None if any(r is None for r in rows) else sum(r for r in rows if r is not None)
 
-    def _cached(self, node: Node, res: NodeResult, record: Record) -> NodeResult:
+    def _cached(self, node: Node, res: NodeResult, record: Record,
+                remote: bool = False) -> NodeResult:
         self._speculative.pop(node.id, None)
-        res.status, res.content, res.rows_out = "cached", record.content, record.rows
+        res.status = "remote-hit" if remote else "cached"
+        res.content, res.rows_out = record.content, record.rows
         res.stats, res.reason = dict(record.stats), ""
         if res.rows_in is None and node.op.n_inputs == 0:
             res.rows_in = record.rows
-        self.emit(ev.NodeCached(node.name, node.op_name, record.rows))
+        if remote and not self.fetch:
+            self.remote_only.add(node.id)
+        self.emit(ev.NodeCached(node.name, node.op_name, record.rows, remote))
         return res
 
     def _why_miss(self, node: Node, parts: KeyParts) -> str:
@@ -534,7 +581,7 @@ class Builder:
             last.stats["stage_rows"] = counts
         self.lazy[node.id] = out
         if last.key is not None:
-            self.store.save(last.key, Record(
+            self._file(last.key, Record(
                 content=out.content, rows=out.rows,
                 schema={c: str(t) for c, t in out.schema.items()}, stats=last.stats,
                 node=node.name, recipe=self.program.path, created=time.time()))
@@ -674,3 +721,9 @@ def build(program: Program, store: DiskStore, **kwargs: Any) -> BuildResult:
 
 def plan(program: Program, store: DiskStore, **kwargs: Any) -> BuildResult:
     return Builder(program, store, dry_run=True, **kwargs).run()
+
+
+def pull(program: Program, store: DiskStore, remote: RemoteCache) -> BuildResult:
+    """Download what the team cache has of `program` (the walk of a plan, reading through):
+    nodes come back `cached` (already local), `remote-hit` (downloaded) or `would-run`."""
+    return Builder(program, store, dry_run=True, remote=remote, pull=True).run()

@@ -28,6 +28,7 @@ class NodeCached:
     node: str
     op: str
     rows: int
+    remote: bool = False  # read through from the team cache (--remote-cache)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ class Progress:
             self.console.print(f"[dcc.ran]ran[/]    {e.node}: {e.rows_in:,} -> {e.rows_out:,} "
                                f"rows in {e.seconds:.2f}s", highlight=False)
         elif isinstance(e, ev.NodeCached):
-            self.console.print(f"[dcc.cached]cached[/] {e.node}: {e.rows:,} rows",
+            where = "remote" if e.remote else "cached"
+            self.console.print(f"[dcc.cached]{where}[/] {e.node}: {e.rows:,} rows",
                                highlight=False)
         elif isinstance(e, ev.NodeFailed):
             if self._bar is not None and e.node in self._tasks:
@@ -73,8 +74,13 @@ class Progress:
 
 
 def _status(status: str) -> str:
-    style = {"cached": "dcc.cached", "ran": "dcc.ran", "would-run": "dcc.warning"}
+    style = {"cached": "dcc.cached", "remote-hit": "dcc.cached", "ran": "dcc.ran",
+             "would-run": "dcc.warning"}
     return f"[{style.get(status, 'dcc.muted')}]{status}[/]"
+
+
+_CACHE_COLUMN = {"cached": "hit", "remote-hit": "remote hit"}
+_HIT = ("cached", "remote-hit")
 
 
 def summary_table(result: Any) -> Table:
@@ -84,11 +90,23 @@ def summary_table(result: Any) -> Table:
     for r in result.nodes:
         rows = f"{_n(r.rows_in)} -> {_n(r.rows_out)}"
         table.add_row(", ".join(r.names) or r.id, r.op, _status(r.status), rows,
-                      f"{r.seconds:.2f}", "hit" if r.status == "cached" else "miss")
+                      f"{r.seconds:.2f}", _CACHE_COLUMN.get(r.status, "miss"))
     for e in result.exports:
         table.caption = (table.caption + "\n" if table.caption else "") + \
             f"export {e.node} -> {e.path} ({_n(e.rows)} rows{', written' if e.written else ''})"
+    remote = getattr(result, "remote", None)
+    if remote is not None:
+        table.caption = (table.caption + "\n" if table.caption else "") + remote_line(remote)
     return table
+
+
+def remote_line(t: Any) -> str:
+    """One line on what moved to and from the team cache."""
+    from dcc.cache.gc import format_size
+
+    return (f"remote cache: {t.downloaded} results downloaded ({t.objects_down} objects, "
+            f"{format_size(t.bytes_down)}), {t.uploaded} uploaded ({t.objects_up} objects, "
+            f"{format_size(t.bytes_up)})")
 
 
 def plan_table(result: Any) -> Table:
@@ -96,8 +114,8 @@ def plan_table(result: Any) -> Table:
     for col in ("node", "operator", "status", "rows", "model calls", "why"):
         table.add_column(col)
     for r in result.nodes:
-        calls = "" if not r.expensive else (_n(r.new_rows) if r.status != "cached" else "0")
-        rows = _n(r.rows_out) if r.status == "cached" else _n(r.rows_in)
+        calls = "" if not r.expensive else (_n(r.new_rows) if r.status not in _HIT else "0")
+        rows = _n(r.rows_out) if r.status in _HIT else _n(r.rows_in)
         table.add_row(", ".join(r.names) or r.id, r.op, _status(r.status), rows, calls,
                       r.reason)
     return table
