@@ -29,7 +29,7 @@ kept = src | select.length(field="text", min=20)
 norm = kept | rewrite.normalize(fields=["text"])
 export norm to "out/norm.jsonl"
 """
-ROWS = 20_000  # a source table of ~2 MB: large enough to cut an upload of it in the middle
+ROWS = 8_000  # a source table of ~0.6 MB: large enough to cut an upload of it in the middle
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_a_connection_dropped_mid_upload_leaves_no_half_object_and_the_build_suc
     from cutting_proxy import CuttingProxy
 
     host, port = s3.endpoint.removeprefix("http://").split(":")
-    proxy = CuttingProxy((host, int(port)), cut_after=400_000)
+    proxy = CuttingProxy((host, int(port)), cut_after=150_000)
     try:
         a = team_project(make_project, "a")
         url, root = s3.url("dropped"), f"{s3.bucket}/dropped"
