@@ -270,16 +270,44 @@ class DatasetOp(Op):
         return None
 
 
+ANNOTATE = "none"  # keep="none": a scorer writes its score column and drops no row
+
+
 class MinMaxBounds:
     """For operators that keep rows whose value lies within `min` and `max` (both inclusive,
-    either may be null but not both)."""
+    either may be null but not both).
+
+    A scorer (an operator that writes its score to a column) can annotate only: with
+    `keep="none"` it keeps every row and drops nothing, so the cut can happen later (a
+    `select.where` on the score, or a ranked `keep` elsewhere). An operator whose bounds are
+    optional (`annotate_without_bounds`: perplexity and IFD without `min`/`max`) annotates
+    when neither bound is given, instead of asking for one."""
 
     p: dict[str, Any]
+    annotate_without_bounds: ClassVar[bool] = False
+
+    @staticmethod
+    def annotate_param() -> P:
+        """The `keep` parameter of a bounded scorer: only "none" (annotate only)."""
+        return P("keep", "str", None, choices=(ANNOTATE,),
+                 doc='"none": write the score column and drop no row (annotate only)')
+
+    def annotates(self) -> bool:
+        """True when the bounds keep every row: `keep="none"`, or no bound where none is
+        needed (a ranked `keep` of a KeepBest operator may still cut)."""
+        if self.p.get("keep") == ANNOTATE:
+            return True
+        return (self.annotate_without_bounds and self.p.get("min") is None
+                and self.p.get("max") is None)
 
     def validate(self) -> list[tuple[str | None, str]]:
         lo, hi = self.p.get("min"), self.p.get("max")
-        if lo is None and hi is None:
-            return [(None, "give 'min', 'max' or both (with neither every row is kept)")]
+        if self.p.get("keep") == ANNOTATE and (lo is not None or hi is not None):
+            given = "min" if lo is not None else "max"
+            return [("keep", f"give keep=\"none\" (annotate only) or '{given}', not both")]
+        if lo is None and hi is None and not self.annotates():
+            return [(None, "give 'min', 'max' or both (with neither every row is kept), "
+                           "or keep=\"none\" to only write the score")]
         plain = not isinstance(lo, dict) and not isinstance(hi, dict)
         if lo is not None and hi is not None and plain and lo > hi:
             return [("max", f"'max' must be >= 'min' (got min={lo}, max={hi})")]
@@ -294,11 +322,23 @@ class MinMaxBounds:
 
         lo, hi = self.p.get("min"), self.p.get("max")
         cond = pl.lit(True)
+        if self.annotates():
+            return cond
         if lo is not None:
             cond = cond & (value >= (to_polars(lo) if is_tree(lo) else lo))
         if hi is not None:
             cond = cond & (value <= (to_polars(hi) if is_tree(hi) else hi))
         return cond
+
+    def within_value(self, value: float | None) -> bool:
+        """`within` for one Python score (plain bounds only): a null or NaN score is out of
+        any bound, and kept only when the operator annotates."""
+        if self.annotates():
+            return True
+        if value is None or value != value:
+            return False
+        lo, hi = self.p.get("min"), self.p.get("max")
+        return (lo is None or value >= lo) and (hi is None or value <= hi)
 
 
 class CountOrFraction:
@@ -336,6 +376,11 @@ class KeepBest:
       keep={"top": 0.1, "max": 1}   the range first, then the top 10% of the rows in it
       keep={"zscore": 3}            scores within mean +- 3 x std of the scored rows
       keep={"percentile": [5, 95]}  scores from the 5th to the 95th percentile, inclusive
+      keep="none"                   every row, with its score: annotate only (the same as
+                                    no `keep` and no threshold parameter, but explicit)
+
+    The score goes to `score_column` (or to the operator's `into` parameter, where it has
+    one), which `keep_column`, `writes` and `output_schema` all read.
 
     A row without a score (null or NaN) is never kept. "Candidates" are the scored rows in
     the range: a bare number ranks the rows in the operator's `keep_eligible` range (IFD:
@@ -379,6 +424,7 @@ class KeepBest:
     keep_replaces: ClassVar[tuple[str, ...]] = ("min", "max")
     KEYS: ClassVar[tuple[str, ...]] = ("top", "bottom", "min", "max", "zscore", "percentile")
     STAT_KEYS: ClassVar[tuple[str, ...]] = ("zscore", "percentile")
+    score_column: ClassVar[str] = ""
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)  # type: ignore[call-arg]
@@ -388,14 +434,26 @@ class KeepBest:
     @staticmethod
     def keep_param(best: str) -> P:
         """The `keep` parameter; `best` says what the operator's best rows are."""
-        return P("keep", "number|dict", None,
+        return P("keep", "number|dict|str", None,
                  doc=f"rows to keep: a fraction (0.3) or count (100) of the best ({best}), "
                      "{'top'|'bottom': fraction or count}, {'min': x, 'max': y}, "
-                     "{'zscore': k} (mean +- k std), {'percentile': [lo, hi]}")
+                     "{'zscore': k} (mean +- k std), {'percentile': [lo, hi]}, "
+                     "or \"none\" (annotate only: every row, with its score)")
 
     def keep_column(self) -> str:
-        """The column the operator writes its score to."""
-        raise NotImplementedError(f"{type(self).__name__} must say its score column")
+        """The column the operator writes its score to: its `into`, else `score_column`."""
+        return self.p.get("into") or self.score_column
+
+    def writes(self) -> list[str]:
+        return [self.keep_column()]
+
+    def output_schema(self, inputs: list[Schema]) -> Schema:
+        return super().output_schema(inputs).with_columns(  # type: ignore[misc]
+            **{self.keep_column(): "float"})
+
+    def keep_given(self) -> bool:
+        """True when `keep` can drop rows (given, and not "none")."""
+        return self.p.get("keep") not in (None, ANNOTATE)
 
     # -- checking ------------------------------------------------------------------------------
     def keep_problems(self) -> list[tuple[str | None, str]]:
@@ -403,9 +461,16 @@ class KeepBest:
         if keep is None:
             return []
         given = [n for n in self.keep_replaces if self.p.get(n) is not None]
+        if given and keep == ANNOTATE:
+            return [("keep", f"give keep=\"none\" (annotate only) or '{given[0]}', not both")]
         if given:
             return [("keep", f"give 'keep' or '{given[0]}', not both (a threshold in 'keep' is "
                              "keep={\"min\": ..., \"max\": ...})")]
+        if isinstance(keep, str):
+            if keep == ANNOTATE:
+                return []
+            return [("keep", f"'keep' as a string is only \"none\" (annotate only: every "
+                             f"row, with its score) (got {keep!r})")]
         if not isinstance(keep, dict):
             msg = _amount_problem("keep", keep)
             return [("keep", msg)] if msg else []
@@ -415,7 +480,7 @@ class KeepBest:
     def keep_form(self) -> tuple[str | None, int | float | None, float | None, float | None]:
         """(rank "top"/"bottom"/None, amount, lowest, highest score kept) of a valid `keep`."""
         keep = self.p.get("keep")
-        if keep is None:
+        if not self.keep_given():
             return None, None, None, None
         if not isinstance(keep, dict):
             return (self.keep_best, keep, self.keep_eligible.get("min"),
@@ -440,7 +505,7 @@ class KeepBest:
     def keep_row(self, score: float | None) -> bool:
         """The row-wise part of `keep`: the score exists and is in range (always true without
         `keep`). A ranked form's final cut is `select_kept`'s."""
-        if self.p.get("keep") is None:
+        if not self.keep_given():
             return True
         if score is None or score != score:  # null or NaN
             return False
@@ -584,5 +649,5 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-__all__ = ["Op", "CountOrFraction", "KeepBest", "MinMaxBounds", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
+__all__ = ["ANNOTATE", "Op", "CountOrFraction", "KeepBest", "MinMaxBounds", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
            "RunContext", "P", "REQUIRED"]

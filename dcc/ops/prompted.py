@@ -26,6 +26,7 @@ free-text forms is part of `select.judge`'s contract and lives beside it.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
@@ -35,6 +36,14 @@ from typing import TYPE_CHECKING, Any
 from dcc.errors import DccError, ParamError
 from dcc.ops import register
 from dcc.ops.base import KeepBest, P, RowPython, RunContext
+from dcc.ops.judge_rubrics import (
+    AGGREGATES,
+    JUDGE_MANY_TEMPLATE,
+    RUBRICS,
+    aggregate,
+    parse_ratings,
+    rubric_text,
+)
 from dcc.ops.models import GenerationConfig
 from dcc.schema import Schema
 
@@ -218,11 +227,14 @@ class _Prompted(UsesModel, RowPython):
     RESERVED: frozenset[str] = frozenset()  # template names that are not columns
 
     @staticmethod
-    def settings(max_tokens: int) -> tuple[P, ...]:
+    def settings(max_tokens: int | None, default_doc: str = "") -> tuple[P, ...]:
+        """The sampling parameters; a null `max_tokens` default is the operator's to fill
+        (`default_doc` says how)."""
         return (
             P("temperature", "float", 0.0, doc="sampling temperature (0 = greedy)",
               min=0.0, max=2.0),
-            P("max_tokens", "int", max_tokens, doc="most tokens the model may write", min=1),
+            P("max_tokens", "int", max_tokens, doc="most tokens the model may write"
+              + default_doc, min=1),
             P("seed", "int", 0, doc="sampling seed, sent with every request"),
             P("system", "str", None, doc="a system message sent before the prompt"),
         )
@@ -412,12 +424,30 @@ class SelectJudge(KeepBest, _Prompted):
     `keep_raw` or `into` re-runs the node but asks the model nothing: only the prompt, model
     and sampling settings decide a call.
 
+    `rubric` is a text ("how funny it is") or a named rubric: UltraFeedback's aspects
+    `helpfulness`, `honesty`, `instruction_following`, `truthfulness`, in dcc's own words
+    (`dcc.ops.judge_rubrics.RUBRICS`). keep="none" annotates only: every row, with its score.
+
+    Several candidates in one call (UltraFeedback style): `candidates` names a list column of
+    responses, shown numbered after the `field`/`fields` (the instruction), and the judge is
+    asked for a "Rating:" and a "Rationale:" per response in ONE request per row. Out come
+    `<into>` (list of ratings, 0..scale, in candidate order), `<into>_rationales` (list of
+    texts, null where a section has none) and `<into>_<aggregate>` (the row's score: the
+    max, mean or min of its ratings; default max), which `min_score` and `keep` compare: so
+    keep=0.2 keeps the rows whose best response is in the top 20%, aggregate="min" with
+    min_score=4 the rows where every response is rated 4 or more. A reply that does not rate
+    every candidate exactly once (a rating missing, one extra, one twice, or out of range)
+    gives null ratings for the row, counted as `unparsed`; a null candidates list is not
+    sent (`null_input`), an empty one gets empty lists. `max_tokens` defaults to 1024 here.
+
     A remote judge (`openai:URL#MODEL`) is keyed by its URL, name and the server's /models
     entry: new weights served under an unchanged name are invisible to the cache, so serve
     versioned model names.
 
     Example:  select.judge(model="openai:http://127.0.0.1:8000/v1#qwen2.5-7b",
                            fields=["instruction", "output"], min_score=7)
+              select.judge(model=teacher, fields=["instruction"], candidates="responses",
+                           rubric="honesty", scale=5, keep="none")
 
     >>> op = SelectJudge(model="openai:http://127.0.0.1:8000/v1#m", fields=["q", "a"])
     >>> print(op.prompt({"q": "2+2?", "a": "4", "_judge": None}))
@@ -438,6 +468,7 @@ class SelectJudge(KeepBest, _Prompted):
     version = 1
     RESERVED = frozenset({"rubric", "scale"})
     keep_replaces = ("min_score",)
+    score_column = "_judge"
     params = (
         P("model", "str", path=True,
           doc="the judge: a folder beside the recipe, a hub id 'org/name' or openai:URL#MODEL"),
@@ -448,12 +479,19 @@ class SelectJudge(KeepBest, _Prompted):
         P("fields", "list[str]", None, doc="the columns to show the judge", column=True),
         P("template", "str", None, doc="a Jinja2 template for the whole prompt"),
         P("rubric", "str", DEFAULT_RUBRIC, doc="what the judge rates (the default prompt's "
-          "'Judge ...' line)"),
+          "'Judge ...' line): a text, or a named rubric: " + ", ".join(RUBRICS)),
         P("scale", "int", 10, doc="scores run from 0 to this", min=1, max=1000),
+        P("candidates", "str", None, doc="a list column of responses to rate in one call "
+          "(UltraFeedback style): ratings and rationales come back as lists", column=True,
+          col_type="list"),
+        P("aggregate", "str", "max", doc="with `candidates`: the row's score (what `keep` and "
+          "`min_score` compare, in `<into>_<aggregate>`) from its ratings",
+          choices=AGGREGATES),
         P("keep_score", "bool", True, doc="write the score to the column `into`"),
         P("into", "str", "_judge", doc="the score's column"),
         P("keep_raw", "bool", False, doc="also keep the judge's reply in `<into>_raw`"),
-        *_Prompted.settings(max_tokens=256),
+        *_Prompted.settings(max_tokens=None, default_doc=" (null: 256, with `candidates` "
+                            "1024)"),
     )
 
     def validate(self) -> list[tuple[str | None, str]]:
@@ -466,65 +504,126 @@ class SelectJudge(KeepBest, _Prompted):
         if p["min_score"] is not None and p["min_score"] > p["scale"]:
             return [("min_score", (f"'min_score' must be <= scale ({p['scale']}) "
                                    f"(got {p['min_score']!r})"))]
-        if p["min_score"] is None and p["keep"] is None and not p["keep_score"] and \
+        if p["candidates"] is not None and not p["keep_score"]:
+            return [("keep_score", ("with 'candidates' the ratings are the result: "
+                                    "keep_score=false would leave nothing"))]
+        if p["candidates"] is not None and p["candidates"] in (p["fields"] or [p["field"]]):
+            return [("candidates", (f"'{p['candidates']}' is both shown as a field and rated "
+                                    "as the candidates; leave it out of 'field'/'fields'"))]
+        if p["min_score"] is None and not self.keep_given() and not p["keep_score"] and \
                 not p["keep_raw"]:
             return [("keep_score", ("with min_score=null and keep_score=false the judge's "
                                     "verdict goes nowhere; set one of them"))]
         return self.keep_problems() or super().validate()
-
-    def keep_column(self) -> str:
-        return self.p["into"]
 
     def shown_columns(self, row: dict[str, Any]) -> list[str]:
         if self.p["field"] is not None:
             return [self.p["field"]]
         if self.p["fields"] is not None:
             return list(self.p["fields"])
-        return [c for c in row if not c.startswith("_")]
+        return [c for c in row if not c.startswith("_") and c != self.p["candidates"]]
+
+    def keep_column(self) -> str:
+        """The row's score: `into`, or with candidates `<into>_<aggregate>`."""
+        if self.p["candidates"] is not None:
+            return f"{self.p['into']}_{self.p['aggregate']}"
+        return self.p["into"]
 
     def writes(self) -> list[str]:
-        out = [self.p["into"]] if self.p["keep_score"] else []
-        return out + ([f"{self.p['into']}_raw"] if self.p["keep_raw"] else [])
+        into = self.p["into"]
+        if self.p["candidates"] is not None:
+            out = [into, f"{into}_rationales", self.keep_column()]
+        else:
+            out = [into] if self.p["keep_score"] else []
+        return out + ([f"{into}_raw"] if self.p["keep_raw"] else [])
 
     def output_schema(self, inputs: list[Schema]) -> Schema:
         base = inputs[0] if inputs else Schema.unknown()
         self.check_template_columns(base)
-        types = {self.p["into"]: "float"} if self.p["keep_score"] else {}
+        types = dict.fromkeys(self.writes(), "float")
+        if self.p["candidates"] is not None:
+            types[self.p["into"]] = types[f"{self.p['into']}_rationales"] = "list"
         if self.p["keep_raw"]:
             types[f"{self.p['into']}_raw"] = "str"
         return base.with_columns(**types)
 
+    def config(self) -> GenerationConfig:
+        """As `_Prompted.config`; without `max_tokens`, 256 tokens for one verdict and 1024
+        for a reply that rates several candidates."""
+        config = super().config()
+        if self.p["max_tokens"] is None:
+            many = self.p["candidates"] is not None
+            config = dataclasses.replace(config, max_new_tokens=1024 if many else 256)
+        return config
+
     def prompt(self, row: dict[str, Any]) -> str:
         """The prompt this row's verdict is asked with."""
-        extra = {"rubric": self.p["rubric"], "scale": self.p["scale"]}
+        extra = {"rubric": rubric_text(self.p["rubric"]), "scale": self.p["scale"]}
         if self.p["template"] is not None:
             return self.render_user_template(row, extra)
         fields = [(c, _as_text(row.get(c))) for c in self.shown_columns(row)]
+        if self.p["candidates"] is not None:
+            texts = [_as_text(c) for c in self.candidates_of(row) or []]
+            return render(compile_template(JUDGE_MANY_TEMPLATE)[0],
+                          {**extra, "fields": fields, "candidates": texts}, self.name)
         return render(compile_template(JUDGE_TEMPLATE)[0], {**extra, "fields": fields},
                       self.name)
 
+    def candidates_of(self, row: dict[str, Any]) -> list[Any] | None:
+        value = row.get(self.p["candidates"])
+        if value is not None and not isinstance(value, list):
+            raise PromptError(f"{self.name}: 'candidates' column '{self.p['candidates']}' "
+                              f"must hold lists of responses (got {type(value).__name__})")
+        return value
+
     def process(self, rows: list[dict[str, Any]], ctx: RunContext) -> list[Any]:
         """One result per row: the new columns, or None to drop the row."""
+        if self.p["candidates"] is not None:
+            return self.process_candidates(rows, ctx)
         replies = self.ask([self.prompt(row) for row in rows], ctx)
         out: list[dict[str, Any] | None] = []
         unparsed = 0
         for reply in replies:
             score = parse_score(reply, self.p["scale"])
             unparsed += score is None
-            if self.p["min_score"] is not None and (score is None or
-                                                     score < self.p["min_score"]):
-                out.append(None)
-                continue
-            if not self.keep_row(score):
-                out.append(None)
-                continue
             kept = self.p["keep_score"] or self.keep_ranked()  # a ranked keep needs it
             result: dict[str, Any] = {self.p["into"]: score} if kept else {}
-            if self.p["keep_raw"]:
-                result[f"{self.p['into']}_raw"] = reply
-            out.append(result)
+            out.append(self.verdict(score, result, reply))
         _count(ctx, "unparsed", unparsed)
         return out
+
+    def process_candidates(self, rows: list[dict[str, Any]], ctx: RunContext) -> list[Any]:
+        """One call per row with candidates; a row whose reply does not rate every candidate
+        exactly once gets null ratings (counted as `unparsed`), a row with no candidates
+        (null: `null_input`, or []) is not sent."""
+        cands = [self.candidates_of(row) for row in rows]
+        sent = [i for i, c in enumerate(cands) if c]
+        replies = dict(zip(sent, self.ask([self.prompt(rows[i]) for i in sent], ctx)))
+        into, out = self.p["into"], []
+        for i, c in enumerate(cands):
+            parsed = ([], []) if c is not None and not c else None
+            if i in replies:
+                parsed = parse_ratings(replies[i], len(c or []), self.p["scale"])
+                _count(ctx, "unparsed", parsed is None)
+            elif c is None:
+                _count(ctx, "null_input")
+            ratings, rationales = parsed or (None, None)
+            score = aggregate(ratings, self.p["aggregate"])
+            result = {into: ratings, f"{into}_rationales": rationales,
+                      self.keep_column(): score}
+            out.append(self.verdict(score, result, replies.get(i)))
+        return out
+
+    def verdict(self, score: float | None, result: dict[str, Any],
+                reply: str | None) -> dict[str, Any] | None:
+        """A row's result, or None when `min_score` or `keep` drops it."""
+        if self.p["min_score"] is not None and (score is None or score < self.p["min_score"]):
+            return None
+        if not self.keep_row(score):
+            return None
+        if self.p["keep_raw"]:
+            result[f"{self.p['into']}_raw"] = reply
+        return result
 
 
 # -- rewrite.llm ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcc.ops import register
-from dcc.ops.base import Filter, P
+from dcc.ops.base import Filter, MinMaxBounds, P
 from dcc.ops.rules import _Scored
 
 if TYPE_CHECKING:
@@ -326,7 +326,7 @@ class SelectFlaggedWords(_Scored):
 
     ratio = (tokens inside the matches: "2 girls 1 cup" counts 4) / (tokens of the text),
     tokens as in select.words; "" and null have ratio 0. With keep_score=true the ratio is
-    also kept in `_flagged_ratio`. Data-Juicer's flagged_words_filter keeps ratio <= 0.045
+    also kept in `_flagged_ratio`; keep="none" writes it and drops no row. Data-Juicer's flagged_words_filter keeps ratio <= 0.045
     by default; write max=0.045 for that. The list's words are subjective and include ones
     with innocent uses: look at what it drops before trusting it.
 
@@ -350,6 +350,7 @@ class SelectFlaggedWords(_Scored):
         P("max", "float", None, doc="highest flagged share kept (inclusive; 0 when neither "
           "min nor max is given)", min=0.0, max=1.0),
         P("keep_score", "bool", False, doc="also write the ratio to `_flagged_ratio`"),
+        MinMaxBounds.annotate_param(),
     )
     columns = ("_flagged_ratio",)
 
@@ -361,12 +362,12 @@ class SelectFlaggedWords(_Scored):
             return [("lists", why)]
         if not self.entries():
             return [("words", "the word list is empty; give 'lists' or 'words'")]
-        if self.p["min"] is None and self.p["max"] is None:
+        if self.p["min"] is None and self.p["max"] is None and not self.annotates():
             return []  # the default: max=0 (see within)
         return super().validate()
 
     def within(self, value: pl.Expr) -> pl.Expr:
-        if self.p["min"] is None and self.p["max"] is None:
+        if self.p["min"] is None and self.p["max"] is None and not self.annotates():
             return value <= 0.0
         return super().within(value)
 

@@ -68,14 +68,19 @@ def require_dtype(op: str, schema: Any, column: str, want: str) -> None:
 # -- scoring filters ---------------------------------------------------------------------------
 class _Scored(MinMaxBounds, Filter):
     """A filter on a per-row score kept when min <= score <= max. Subclasses give `score()`
-    (a polars expression) and the `columns` it is kept in when keep_score=true."""
+    (a polars expression) and the `columns` it is kept in when keep_score=true, or with
+    keep="none" (annotate only: the score columns are written and no row is dropped)."""
 
     columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
-        if self.p.get("keep_score"):
+        if self.scores_kept():
             self.kind = "dataset"  # type: ignore[misc]  # writes columns: not a fusable Filter
+
+    def scores_kept(self) -> bool:
+        """True when the score columns are written: keep_score=true or keep="none"."""
+        return bool(self.p.get("keep_score")) or self.annotates()
 
     def score(self) -> pl.Expr:
         raise NotImplementedError
@@ -87,7 +92,7 @@ class _Scored(MinMaxBounds, Filter):
         return self.keep(self.score())
 
     def writes(self) -> list[str]:
-        return list(self.columns) if self.p.get("keep_score") else []
+        return list(self.columns) if self.scores_kept() else []
 
     def output_schema(self, inputs: list[Schema]) -> Schema:
         base = inputs[0] if inputs else Schema.unknown()
@@ -98,7 +103,7 @@ class _Scored(MinMaxBounds, Filter):
         casts = self.null_text_casts(df.schema)
         df = df.with_columns(casts) if casts else df
         require_dtype(self.name, df.schema, self.p["field"], "str")
-        if not self.p.get("keep_score"):
+        if not self.scores_kept():
             return df.filter(self.predicate())
         import polars as pl
 
@@ -112,6 +117,7 @@ def _ratio_params(what: str) -> tuple[P, ...]:
         P("min", "float", None, doc=f"lowest {what} kept (inclusive)", min=0.0, max=1.0),
         P("max", "float", None, doc=f"highest {what} kept (inclusive)", min=0.0, max=1.0),
         P("keep_score", "bool", False, doc="also write the ratio to a column"),
+        MinMaxBounds.annotate_param(),
     )
 
 
@@ -149,7 +155,7 @@ class SelectAlnumRatio(_Scored):
     assigned since count by their new category). Combining marks, punctuation, symbols,
     emoji and whitespace are not alphanumeric. The
     empty string and a null field have ratio 0. With keep_score=true the ratio is also kept
-    in the column `_alnum_ratio` (float). `select.alnum_ratio(field="output", min=0.5)` is
+    in the column `_alnum_ratio` (float); keep="none" writes it and drops no row. `select.alnum_ratio(field="output", min=0.5)` is
     the bench's F3, `alnum / len(output) >= 0.5`.
 
     Example:  select.alnum_ratio(field="output", min=0.5)
@@ -182,7 +188,8 @@ class SelectSpecialCharsRatio(_Scored):
     is Python's str.isspace() (Unicode White_Space, including no-break and ideographic spaces,
     plus U+001C..U+001F). So punctuation, symbols, emoji, control and format characters
     (zero-width space) and combining marks (the accent of a decomposed "é") count as special.
-    "" and null have ratio 0. With keep_score=true the ratio is also kept in `_special_ratio`.
+    "" and null have ratio 0. With keep_score=true the ratio is also kept in `_special_ratio`;
+    keep="none" writes it and drops no row.
 
     Unlike Data-Juicer's special_characters_filter, which counts the characters of a fixed
     list (ASCII punctuation, digits, whitespace, about 200 listed symbols, and emoji), digits
@@ -217,7 +224,7 @@ class SelectRepetition(_Scored):
     ratio = (n-grams whose text occurs more than once among them) / (all n-grams), counting
     every occurrence: "abab" with n=2 has grams ab, ba, ab, so 2/3. A text with fewer than n
     units (and "", and null) has ratio 0. With keep_score=true the ratio is kept in
-    `_rep_ratio`.
+    `_rep_ratio`; keep="none" writes it and drops no row.
 
     This is Data-Juicer's word_repetition_filter rule (share of n-grams occurring more than
     once) applied to both units; Data-Juicer's character_repetition_filter instead sums only
@@ -250,6 +257,7 @@ class SelectRepetition(_Scored):
         P("max", "float", None, doc="highest repetition ratio kept (inclusive)", min=0.0,
           max=1.0),
         P("keep_score", "bool", False, doc="also write the ratio to `_rep_ratio`"),
+        MinMaxBounds.annotate_param(),
     )
     columns = ("_rep_ratio",)
 
@@ -456,7 +464,9 @@ class SelectLang(_Scored):
     lowercased, NFC); score is the winning language's probability, normalized over all 140
     languages, in [0, 1]. A row is kept when the best language is in `lang` and score >=
     min_score. "" and null are never kept (no language, score 0). With keep_score=true the
-    language and score are kept in `_lang` (str) and `_lang_score` (float) for every kept row.
+    language and score are kept in `_lang` (str) and `_lang_score` (float) for every kept row;
+    keep="none" writes them for every row (the best language, whatever `lang` says) and drops
+    none.
     Short texts get low scores: a one-line question is often below 0.9.
 
     This is the one operator here that calls Python per row: it classifies each distinct
@@ -482,6 +492,7 @@ class SelectLang(_Scored):
         P("min_score", "float", 0.5, doc="lowest probability of the language kept", min=0.0,
           max=1.0),
         P("keep_score", "bool", False, doc="also write `_lang` and `_lang_score`"),
+        MinMaxBounds.annotate_param(),
     )
     columns = ("_lang", "_lang_score")
 
@@ -513,17 +524,21 @@ class SelectLang(_Scored):
             return_dtype=pl.Struct({"lang": pl.String, "score": pl.Float64}))
 
     def keep(self, score: pl.Expr) -> pl.Expr:
+        if self.annotates():
+            import polars as pl
+
+            return pl.lit(True)
         return (score.struct.field("lang").is_in(self.langs())
                 & (score.struct.field("score") >= self.p["min_score"]))
 
     def output_schema(self, inputs: list[Schema]) -> Schema:
         base = inputs[0] if inputs else Schema.unknown()
-        if not self.p["keep_score"]:
+        if not self.scores_kept():
             return base
         return base.with_columns(_lang="str", _lang_score="float")
 
     def run(self, inputs: list[pl.DataFrame], ctx: RunContext) -> pl.DataFrame:
-        if not self.p["keep_score"]:
+        if not self.scores_kept():
             return super().run(inputs, ctx)
         import polars as pl
 

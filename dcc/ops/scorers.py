@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dcc.errors import ParamError
 from dcc.ops import register
-from dcc.ops.base import REQUIRED, DatasetOp, KeepBest, P, RowPython, RunContext
+from dcc.ops.base import REQUIRED, DatasetOp, KeepBest, MinMaxBounds, P, RowPython, RunContext
 from dcc.ops.models.resolve import (
     ModelNotFound,
     model_identity,
@@ -80,22 +80,6 @@ class ModelOp:
 
     def backend(self, ctx: RunContext) -> Any:
         return resolve_model(self.p.get("model"), kind=self.model_kind, options=ctx.options)
-
-
-def _bounds_problem(p: dict[str, Any]) -> list[tuple[str | None, str]]:
-    lo, hi = p.get("min"), p.get("max")
-    if lo is not None and hi is not None and lo > hi:
-        return [("max", f"'max' must be >= 'min' (got min={lo}, max={hi})")]
-    return []
-
-
-def _kept(value: float | None, p: dict[str, Any]) -> bool:
-    lo, hi = p.get("min"), p.get("max")
-    if lo is None and hi is None:
-        return True
-    if value is None:
-        return False
-    return (lo is None or value >= lo) and (hi is None or value <= hi)
 
 
 def _finite(x: float) -> float | None:
@@ -151,7 +135,7 @@ def score_losses(ctx: RunContext, backend: Any, prefixes: Sequence[str],
 
 
 @register
-class SelectPerplexity(KeepBest, ModelOp, RowPython):
+class SelectPerplexity(KeepBest, MinMaxBounds, ModelOp, RowPython):
     """Score each row's `field` by its perplexity under a causal LM, into the column `_ppl`.
 
     `_ppl` = exp(mean negative log-likelihood per token) of the text, scored from the start of
@@ -166,7 +150,8 @@ class SelectPerplexity(KeepBest, ModelOp, RowPython):
       keep={"min": 5, "max": 200} perplexity from 5 to 200 (inclusive), row by row
     (see `dcc.ops.base.KeepBest`: ties go to the earlier row, rows keep their order, null
     scores are never kept). `min`/`max` are the same range as keep={"min":..,"max":..}.
-    Without `keep`, `min` or `max` every row is kept with its score. Row-memoized, and
+    Without `keep`, `min` or `max`, or with keep="none", every row is kept with its score
+    (annotate only). Row-memoized, and
     every text's score is memoized by request: a rebuild, or a new `keep`, costs no model
     calls.
 
@@ -179,6 +164,8 @@ class SelectPerplexity(KeepBest, ModelOp, RowPython):
     cost = 1000.0
     requires = MODELS_EXTRA
     keep_best = "bottom"
+    score_column = "_ppl"
+    annotate_without_bounds = True
     params = (
         P("field", "str", doc="the text column to score", column=True, col_type="str"),
         model_param(REQUIRED, doc="causal LM: folder beside the recipe, hub id, "
@@ -189,16 +176,7 @@ class SelectPerplexity(KeepBest, ModelOp, RowPython):
     )
 
     def validate(self) -> list[tuple[str | None, str]]:
-        return self.keep_problems() or _bounds_problem(self.p)
-
-    def keep_column(self) -> str:
-        return "_ppl"
-
-    def writes(self) -> list[str]:
-        return ["_ppl"]
-
-    def output_schema(self, inputs: list[Any]) -> Any:
-        return super().output_schema(inputs).with_columns(_ppl="float")
+        return self.keep_problems() or super().validate()
 
     def process(self, rows: list[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any] | None]:
         texts = [row.get(self.p["field"]) or "" for row in rows]
@@ -206,7 +184,7 @@ class SelectPerplexity(KeepBest, ModelOp, RowPython):
         out: list[dict[str, Any] | None] = []
         for loss in losses:
             ppl = _finite(math.exp(loss)) if loss is not None else None
-            kept = _kept(ppl, self.p) and self.keep_row(ppl)
+            kept = self.within_value(ppl) and self.keep_row(ppl)
             out.append({"_ppl": ppl} if kept else None)
         return out
 
@@ -222,7 +200,7 @@ IFD_TEMPLATES = {
 
 
 @register
-class SelectIFD(KeepBest, ModelOp, RowPython):
+class SelectIFD(KeepBest, MinMaxBounds, ModelOp, RowPython):
     """Score each row by Instruction-Following Difficulty (Li et al., 2024, "From Quantity to
     Quality"), into the column `_ifd`.
 
@@ -250,8 +228,8 @@ class SelectIFD(KeepBest, ModelOp, RowPython):
       keep={"max": 0.999}         every row with IFD <= 0.999, row by row
     (see `dcc.ops.base.KeepBest`; one difference from the paper's code: ties go to the
     earlier row, where its sort keeps the later one). `min`/`max` are the same range as
-    keep={"min":..,"max":..}. Without `keep`, `min` or `max` every row is kept with its
-    score. Both losses are memoized by request: a rebuild or a new `keep` costs no model
+    keep={"min":..,"max":..}. Without `keep`, `min` or `max`, or with keep="none", every
+    row is kept with its score. Both losses are memoized by request: a rebuild or a new `keep` costs no model
     calls, and each row costs two requests the first time.
 
     Example:  select.ifd(instruction="question", output="answer", model="./tiny", keep=0.3)
@@ -264,6 +242,8 @@ class SelectIFD(KeepBest, ModelOp, RowPython):
     requires = MODELS_EXTRA
     keep_best = "top"
     keep_eligible = {"max": 1.0}
+    score_column = "_ifd"
+    annotate_without_bounds = True
     params = (
         P("instruction", "str", "instruction", doc="the instruction column", column=True,
           col_type="str"),
@@ -280,16 +260,7 @@ class SelectIFD(KeepBest, ModelOp, RowPython):
     )
 
     def validate(self) -> list[tuple[str | None, str]]:
-        return self.keep_problems() or _bounds_problem(self.p)
-
-    def keep_column(self) -> str:
-        return "_ifd"
-
-    def writes(self) -> list[str]:
-        return ["_ifd"]
-
-    def output_schema(self, inputs: list[Any]) -> Any:
-        return super().output_schema(inputs).with_columns(_ifd="float")
+        return self.keep_problems() or super().validate()
 
     def prompt(self, row: dict[str, Any]) -> str:
         instruction = row.get(self.p["instruction"]) or ""
@@ -308,7 +279,7 @@ class SelectIFD(KeepBest, ModelOp, RowPython):
             ifd = None
             if cond is not None and alone is not None and alone > 0:
                 ifd = _finite(cond / alone)
-            kept = _kept(ifd, self.p) and self.keep_row(ifd)
+            kept = self.within_value(ifd) and self.keep_row(ifd)
             out.append({"_ifd": ifd} if kept else None)
         return out
 
@@ -390,8 +361,8 @@ class SelectReward(KeepBest, ModelOp, RowPython):
       keep={"min": 0.5}           reward 0.5 or more, row by row
       keep={"zscore": 3}          rewards within mean +- 3 std of this node's input
       keep={"percentile": [10, 100]}  everything from the 10th percentile up
-    (see `dcc.ops.base.KeepBest`; null scores are never kept). Without `keep` every row is
-    kept with its score: the operator only annotates. Inputs are batched by token length
+    (see `dcc.ops.base.KeepBest`; null scores are never kept). Without `keep`, or with
+    keep="none", every row is kept with its score: the operator only annotates. Inputs are batched by token length
     and run in input order; each distinct input is asked once and memoized by request
     (model identity and input), so a rebuild, or a new `keep`, costs no model calls. The
     model runs with transformers (a folder beside the recipe or a hub id; not vLLM, not an
@@ -407,6 +378,7 @@ class SelectReward(KeepBest, ModelOp, RowPython):
     requires = MODELS_EXTRA
     model_kind = "reward"
     keep_best = "top"
+    score_column = "_reward"
     params = (
         P("field", "str", None, doc="one text column, read as it is", column=True,
           col_type="str"),
@@ -450,16 +422,9 @@ class SelectReward(KeepBest, ModelOp, RowPython):
     def reads(self) -> list[str]:
         return sorted(set(super().reads()) | set(self.template_columns()))  # type: ignore[misc]
 
-    def keep_column(self) -> str:
-        return self.p["into"]
-
-    def writes(self) -> list[str]:
-        return [self.p["into"]]
-
     def output_schema(self, inputs: list[Any]) -> Any:
         import difflib
 
-        base = super().output_schema(inputs)
         for col in self.template_columns():
             if inputs and not inputs[0].has(col):
                 close = difflib.get_close_matches(col, list(inputs[0].columns), n=1)
@@ -467,7 +432,7 @@ class SelectReward(KeepBest, ModelOp, RowPython):
                     f"the input's columns: {', '.join(sorted(inputs[0].columns)) or 'none'}"
                 raise ParamError(f"{self.name}: the template reads column '{col}', which its "
                                  f"input does not have; {hint}")
-        return base.with_columns(**{self.p["into"]: "float"})
+        return super().output_schema(inputs)
 
     def reward_input(self, row: dict[str, Any]) -> Any:
         """What the reward model reads for this row: a text, a chat, or None (nothing)."""

@@ -107,6 +107,16 @@ def test_no_keep_keeps_every_row_with_its_score() -> None:
     assert run(KeepScore(), S) == list(range(8))
 
 
+def test_keep_none_annotates_only() -> None:
+    op = KeepScore(keep="none")
+    assert run(op, S) == list(range(8))  # null and NaN scores too: nothing is dropped
+    assert op.rowwise and not op.keep_ranked() and op.writes() == ["_score"]
+    with pytest.raises(ParamError, match=r'give keep="none" \(annotate only\) or \'min\''):
+        KeepScore(keep="none", min=1.0)
+    with pytest.raises(ParamError, match=r"'keep' as a string is only \"none\""):
+        KeepScore(keep="all")
+
+
 def test_best_is_per_operator() -> None:
     assert run(Lowest(keep=2), S) == [0, 4]                 # the two lowest
     assert run(Lowest(keep={"top": 2}), S) == [1, 3]        # top/bottom are by value
@@ -134,8 +144,8 @@ def test_only_ranked_forms_leave_row_wise() -> None:
                     r"for a count write an int, for a threshold keep=\{\"min\": 1.5\}"),
     ({"keep": -1}, r"'keep' must be >= 0 \(got -1\)"),
     ({"keep": -0.5}, r"'keep' must be >= 0"),
-    ({"keep": True}, r"'keep' must be number\|dict \(got bool True\)"),
-    ({"keep": "30%"}, r"'keep' must be number\|dict \(got str '30%'\)"),
+    ({"keep": True}, r"'keep' must be number\|dict\|str \(got bool True\)"),
+    ({"keep": "30%"}, r"'keep' as a string is only \"none\" .* \(got '30%'\)"),
     ({"keep": {"tpo": 0.1}}, r"'keep' has no key 'tpo'; did you mean 'top'\? its keys: top, "
                              r"bottom, min, max"),
     ({"keep": {}}, r"'keep' is an empty dict"),

@@ -213,10 +213,10 @@ def test_non_string_column_is_an_error_naming_it(op) -> None:
 
 def test_contract_signatures_and_registration() -> None:
     expected = {
-        "select.alnum_ratio": ["field", "min", "max", "keep_score"],
-        "select.special_chars_ratio": ["field", "min", "max", "keep_score"],
-        "select.repetition": ["field", "n", "unit", "min", "max", "keep_score"],
-        "select.lang": ["field", "lang", "min_score", "keep_score"],
+        "select.alnum_ratio": ["field", "min", "max", "keep_score", "keep"],
+        "select.special_chars_ratio": ["field", "min", "max", "keep_score", "keep"],
+        "select.repetition": ["field", "n", "unit", "min", "max", "keep_score", "keep"],
+        "select.lang": ["field", "lang", "min_score", "keep_score", "keep"],
         "select.field": ["field", "eq", "ne", "lt", "le", "gt", "ge", "isin", "not_in"],
         "select.topk": ["by", "n", "fraction", "descending"],
     }
