@@ -155,16 +155,18 @@ def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, remote_cach
     from dcc.engine.build import build as run_build
 
     _check_names(program, resample, "--resample")
+    check_bounds = None
     if locked:
         from dcc.engine.lockfile import check_lock
 
-        check_lock(program, store, recipe)
+        check_bounds = check_lock(program, store, recipe)
     from dcc.engine.progress import Progress
 
     with Progress(enabled=not as_json) as progress:
         result = run_build(program, store, target=target, resample=resample,
                            on_event=progress.on_event,
-                           options={"trust_remote_code": trust_remote_code}, remote=remote)
+                           options={"trust_remote_code": trust_remote_code}, remote=remote,
+                           on_result=check_bounds)
     _print_remote_warnings(remote)
     if as_json:
         click.echo(json.dumps(result.to_json()))
@@ -279,13 +281,17 @@ def why(recipe: str, name: str, sets: tuple[str, ...], cache_dir: str | None) ->
 @set_opt
 @cache_opt
 def lock(recipe: str, sets: tuple[str, ...], cache_dir: str | None) -> None:
-    """Write RECIPE.lock: source hashes, operator versions, dcc version."""
+    """Write RECIPE.lock: source hashes, operator versions, dcc version, and the bounds of
+    statistical keeps (zscore, percentile) as the last build computed them."""
     from dcc.console import err
     from dcc.engine.lockfile import write_lock
 
     program = _compile(recipe, sets)
-    path = write_lock(program, _open_store(recipe, cache_dir), recipe)
+    path, unpinned = write_lock(program, _open_store(recipe, cache_dir), recipe)
     err().print(f"wrote {path}")
+    for name in unpinned:
+        err().print(f"note: the keep bounds of node '{name}' are not pinned: it is not built "
+                    f"yet (run `dcc build {recipe}`, then `dcc lock` again)", markup=False)
 
 
 @cli.command(name="ops")

@@ -112,8 +112,12 @@ class Builder:
                  resample: tuple[str, ...] = (), dry_run: bool = False,
                  on_event: Callable[[ev.Event], None] | None = None,
                  options: dict[str, Any] | None = None, remote: RemoteCache | None = None,
-                 pull: bool = False) -> None:
+                 pull: bool = False,
+                 on_result: Callable[[Node, NodeResult], None] | None = None) -> None:
         self.program = program
+        # Called with each node's result as soon as it is known (ran or cached), before any
+        # consumer runs: `--locked` checks a node's keep bounds here (dcc.engine.lockfile).
+        self.on_result = on_result
         self.store = store
         self.target = target
         self.resample = set(resample)
@@ -216,6 +220,10 @@ class Builder:
             self._visit_stage([self.program.node(i) for i in chain])
         else:
             self.results[node.id] = self._visit(node)
+            chain = [node.id]
+        if self.on_result is not None:
+            for i in chain:
+                self.on_result(self.program.node(i), self.results[i])
 
     # -- fused stages ------------------------------------------------------------------------
     def _visit_stage(self, nodes: list[Node]) -> None:

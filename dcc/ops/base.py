@@ -412,8 +412,8 @@ class KeepBest:
     A statistical form stands alone in the dict (no top/bottom/min/max beside it). The bounds
     it computed go to the node's stats as `keep_bounds: [lo, hi]` (null, null without scored
     rows), with `keep_mean`/`keep_std` for zscore and `dropped_by_bounds`, so a build's
-    report says where the cut fell. The bounds are a build result, not part of `dcc lock`'s
-    lockfile (which is written without building): the source hashes it pins decide them.
+    report says where the cut fell. `dcc lock` pins them from the last build's record and
+    `dcc build --locked` stops when a build computes others (`dcc.engine.lockfile`).
     """
 
     p: dict[str, Any]
