@@ -371,7 +371,7 @@ def cache_push(recipe: str, sets: tuple[str, ...], cache_dir: str | None,
     t = remote.transfers
     err().print(f"pushed {recipe} to {remote.url}: {t.uploaded} results "
                 f"({t.objects_up} objects uploaded, {format_size(t.bytes_up)}; the others "
-                "were there already)" + (f"; {missing} results of the last build are no "
+                f"were there already), {t.memo_up} memo entries" + (f"; {missing} results of the last build are no "
                                          "longer in the local cache" if missing else ""),
                 markup=False, highlight=False)
     if remote.down or t.warnings:
@@ -402,7 +402,8 @@ def cache_pull(recipe: str, sets: tuple[str, ...], cache_dir: str | None,
     err().print(f"pulled {recipe} from {remote.url}: {t.downloaded} results downloaded "
                 f"({t.objects_down} objects, {format_size(t.bytes_down)}), "
                 f"{counts['cached']} already local, {counts['would-run']} not on the remote "
-                "(a build computes them)", markup=False, highlight=False)
+                f"(a build computes them), {t.memo_down} memo entries", markup=False,
+                highlight=False)
     if remote.down:
         sys.exit(1)
 

@@ -11,6 +11,11 @@ the URL's root, the local store's layout minus everything machine-specific:
 * `records/<k[:2]>/<k>.json`: what a node key produced (the local index record, as JSON).
   A record is uploaded only after its object (and a view's or patch's base table) is there,
   so a complete record never names a missing object.
+* `memo/<namespace>/<b>`: row-memo entries (model replies by request, per-row results of
+  expensive operators) in immutable batch files named by their hash, so a team whose node
+  keys differ (one more source row) still pays only for the rows it adds. A build pushes one
+  batch per namespace it wrote, holding what the remote lacked; a namespace is pulled (its
+  batches not seen before, each verified) before its first lookup.
 
 Race safety: objects are content-addressed, so two writers of one name write the same bytes;
 records of one key name the same content for deterministic nodes, and either complete record
@@ -29,6 +34,7 @@ import json
 import logging
 import os
 import secrets
+import struct
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -37,10 +43,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dcc.cache.base import Record, check_hash
-from dcc.cache.hashing import hash_file
+from dcc.cache.hashing import digest, hash_file
 from dcc.errors import CacheError
 
 if TYPE_CHECKING:
+    from dcc.cache.rowmemo import MemoDB
     from dcc.cache.store import DiskStore
 
 INSTALL_HINT = "pip install 'dcc-recipes[remote]'"
@@ -49,6 +56,8 @@ ENV = "DCC_REMOTE_CACHE"
 # multipart upload once completed): no temp-and-rename needed, nor possible (rename = copy).
 ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
 UPLOAD_THREADS = 4
+MEMO_MAGIC = b"DCCMEMO1"
+_COUNT, _LEN = struct.Struct("<Q"), struct.Struct("<I")
 
 
 class RemoteError(CacheError):
@@ -65,6 +74,8 @@ class Transfers:
     objects_up: int = 0
     bytes_down: int = 0
     bytes_up: int = 0
+    memo_down: int = 0  # row-memo entries pulled
+    memo_up: int = 0  # row-memo entries pushed
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +115,7 @@ class RemoteCache:
         self._present: set[str] = set()  # contents known to be on the remote (this process)
         self._lock = threading.Lock()
         self._object_locks: dict[str, threading.Lock] = {}  # one upload of an object at once
+        self._memo_written: set[bytes] = set()  # memo namespaces this run added entries to
         self.down = False  # set after a connection failure: the rest of the run stays local
 
     # -- paths -----------------------------------------------------------------------------
@@ -303,6 +315,120 @@ class RemoteCache:
         self.fs.mv(tmp, dest)  # a rename on local and mounted filesystems: atomic
 
 
+    # -- the row memo ----------------------------------------------------------------------
+    def memo_dir(self, op: bytes) -> str:
+        return f"{self.root}/memo/{check_hash(op.hex())}"
+
+    def memo_touched(self, op: bytes) -> None:
+        """The local memo got entries in namespace `op` (pushed by `flush_memo`)."""
+        with self._lock:
+            self._memo_written.add(op)
+
+    def pull_memo(self, db: MemoDB, op: bytes) -> None:
+        """File the remote's batches of namespace `op` that `db` has not seen, each verified
+        against its name (a mismatch is warned about and skipped)."""
+        if self.down:
+            return
+        folder = self.memo_dir(op)
+        try:
+            names = {p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False)}
+        except FileNotFoundError:
+            return
+        except Exception as e:
+            self._failed(f"listing memo batches of {op.hex()}", e)
+            return
+        for name in sorted(names - db.known_batches()):
+            try:
+                check_hash(name)
+                data = self.fs.cat_file(f"{folder}/{name}")
+            except ValueError:
+                continue  # not a batch (a temp of another writer's filesystem)
+            except FileNotFoundError:
+                continue
+            except Exception as e:
+                self._failed(f"downloading memo batch {name}", e)
+                return
+            if digest(data) != name:
+                self.warn(f"remote cache {self.url}: memo batch {name} does not match its "
+                          "hash; skipped (never used)")
+                continue
+            try:
+                items = decode_memo_batch(data, op)
+            except ValueError as e:
+                self.warn(f"remote cache {self.url}: memo batch {name} is malformed ({e}); "
+                          "skipped")
+                continue
+            db.mark_shared(op, [row for row, _ in items], name, items)
+            with self._lock:
+                self.transfers.memo_down += len(items)
+
+    def push_memo(self, db: MemoDB, op: bytes) -> bool:
+        """Upload the entries of namespace `op` the remote lacks, as one batch file."""
+        if self.down:
+            return False
+        items = db.unshared(op)
+        if not items:
+            return True
+        data = encode_memo_batch(op, items)
+        name = digest(data)
+        try:
+            self._put_bytes(data, f"{self.memo_dir(op)}/{name}")
+        except Exception as e:
+            self._failed(f"uploading memo batch {name}", e)
+            return False
+        db.mark_shared(op, [row for row, _ in items], name)
+        with self._lock:
+            self.transfers.memo_up += len(items)
+        return True
+
+    def memo_pending(self) -> bool:
+        """Whether this run added memo entries that `flush_memo` would push."""
+        with self._lock:
+            return bool(self._memo_written)
+
+    def flush_memo(self, db: MemoDB) -> None:
+        """Push what this run added to the memo (the end of a build's write-through)."""
+        with self._lock:
+            ops = sorted(self._memo_written)
+            self._memo_written.clear()
+        for op in ops:
+            self.push_memo(db, op)
+
+
+def encode_memo_batch(op: bytes, items: list[tuple[bytes, bytes]]) -> bytes:
+    """A batch file: MEMO_MAGIC, the namespace (16 bytes), the entry count, then per entry
+    its row digest (16 bytes), value length and value; entries sorted by row, so the same
+    entries always give the same bytes (and name)."""
+    out = [MEMO_MAGIC, op, _COUNT.pack(len(items))]
+    for row, value in sorted(items):
+        out += [row, _LEN.pack(len(value)), value]
+    return b"".join(out)
+
+
+def decode_memo_batch(data: bytes, op: bytes) -> list[tuple[bytes, bytes]]:
+    """The entries of a batch of namespace `op`; ValueError if it is not one."""
+    head = len(MEMO_MAGIC)
+    if data[:head] != MEMO_MAGIC or data[head:head + 16] != op:
+        raise ValueError("not a memo batch of this namespace")
+    try:
+        (count,) = _COUNT.unpack_from(data, head + 16)
+        pos, items = head + 16 + _COUNT.size, []
+        for _ in range(count):
+            row = data[pos:pos + 16]
+            (size,) = _LEN.unpack_from(data, pos + 16)
+            pos += 16 + _LEN.size
+            value = data[pos:pos + size]
+            if len(row) != 16 or len(value) != size:
+                raise ValueError("truncated")
+            items.append((row, value))
+            pos += size
+    except struct.error:
+        raise ValueError("truncated") from None
+    if pos != len(data):
+        raise ValueError("trailing bytes")
+    return items
+
+
 class Uploader:
     """Publishes records on a few threads while the build goes on; `wait()` at the end."""
 
@@ -343,17 +469,31 @@ def push(store: DiskStore, remote: RemoteCache, recipe_id: str) -> int:
     if last is None:
         raise RemoteError(f"the cache {store.root} has no build of {recipe_id}; "
                           "run `dcc build` first")
+    from dcc.cache.keys import KeyParts
+    from dcc.cache.rowmemo import REQUESTS_NAMESPACE
+
     uploader = Uploader(remote, store)
     missing = 0
-    nodes = {n["key"]: n.get("content") for n in last.values()
+    nodes = {n["key"]: n for n in last.values()
              if isinstance(n, dict) and isinstance(n.get("key"), str)}
-    for key, content in sorted(nodes.items()):
+    for key, node in sorted(nodes.items()):
         record = store.lookup(key)
         if record is not None:
             uploader.submit(key, record)
-        elif content != key:  # a fused stage's inner node (content = key) has no record
+        elif node.get("content") != key:  # a fused stage's inner node has no record
             missing += 1
     uploader.wait()
+    # The memo: each node's row-memo namespace (empty for all but expensive operators) and
+    # the model replies by request (shared by every recipe of this store).
+    namespaces = {REQUESTS_NAMESPACE}
+    for node in nodes.values():
+        try:
+            namespaces.add(KeyParts.from_dict(node["parts"]).memo_key())
+        except (KeyError, TypeError, ValueError):
+            continue
+    db = store.rowmemo_db()
+    for namespace in sorted(namespaces):
+        remote.push_memo(db, bytes.fromhex(namespace))
     return missing
 
 

@@ -31,6 +31,7 @@ from dcc.cache.hashing import canonical_bytes, digest
 from dcc.errors import CacheError
 
 if TYPE_CHECKING:
+    from dcc.cache.remote import RemoteCache
     from dcc.cache.store import DiskStore
 
 FORMAT = 2  # PRAGMA user_version of the memo file; 1 was the diskcache layout
@@ -45,6 +46,14 @@ CREATE TABLE IF NOT EXISTS memo (
     PRIMARY KEY (op, row)
 ) WITHOUT ROWID
 """
+# What the team cache (dcc.cache.remote) already has: entries and batch files known to be
+# there, because they were pulled from it or pushed to it. Tables added beside `memo` (an
+# older dcc ignores them), so the file's format does not change.
+_SHARED_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS memo_shared (op BLOB NOT NULL, row BLOB NOT NULL, "
+    "PRIMARY KEY (op, row)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS memo_batches (name TEXT PRIMARY KEY) WITHOUT ROWID",
+)
 
 
 def row_hash(obj: Any) -> str:
@@ -75,6 +84,11 @@ class MemoDB:
         self.folder = Path(folder)
         self.path = self.folder / FILENAME
         self._lock = threading.Lock()
+        # The team cache, when the build has one (DiskStore.share_memo): a namespace is
+        # pulled from it before its first lookup, once per process.
+        self.remote: RemoteCache | None = None
+        self._pulled: set[bytes] = set()
+        self._shared_ready = False
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
@@ -135,6 +149,7 @@ class MemoDB:
         self._db.executemany("INSERT OR IGNORE INTO memo VALUES (?, ?, ?)", rows)
 
     def get_many(self, op: bytes, rows: list[bytes]) -> dict[bytes, bytes]:
+        self._pull(op)
         found: dict[bytes, bytes] = {}
         with self._lock:
             for start in range(0, len(rows), CHUNK):
@@ -146,6 +161,7 @@ class MemoDB:
         return found
 
     def has_many(self, op: bytes, rows: list[bytes]) -> set[bytes]:
+        self._pull(op)
         found: set[bytes] = set()
         with self._lock:
             for start in range(0, len(rows), CHUNK):
@@ -159,6 +175,48 @@ class MemoDB:
         with self._write():
             self._db.executemany("INSERT OR REPLACE INTO memo VALUES (?, ?, ?)",
                                  [(op, row, value) for row, value in items])
+        if self.remote is not None:
+            self.remote.memo_touched(op)
+
+    # -- sharing through the team cache (dcc.cache.remote) ---------------------------------
+    def _pull(self, op: bytes) -> None:
+        if self.remote is not None and op not in self._pulled:
+            self._pulled.add(op)
+            self.remote.pull_memo(self, op)
+
+    def _shared_tables(self) -> None:
+        """Create the sharing tables on first use (inside the caller's transaction)."""
+        if not self._shared_ready:
+            for statement in _SHARED_SCHEMA:
+                self._db.execute(statement)
+            self._shared_ready = True
+
+    def known_batches(self) -> set[str]:
+        """Names of the team cache's batch files this memo has pulled or pushed."""
+        with self._write():
+            self._shared_tables()
+            return {n for (n,) in self._db.execute("SELECT name FROM memo_batches")}
+
+    def unshared(self, op: bytes) -> list[tuple[bytes, bytes]]:
+        """The entries of namespace `op` that the team cache does not have, by row."""
+        with self._write():
+            self._shared_tables()
+            return [(bytes(r), bytes(v)) for r, v in self._db.execute(
+                "SELECT row, value FROM memo WHERE op = ? AND row NOT IN "
+                "(SELECT row FROM memo_shared WHERE op = ?) ORDER BY row", (op, op))]
+
+    def mark_shared(self, op: bytes, rows: list[bytes], batch: str,
+                    items: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Record that batch `batch` (holding `rows`) is on the team cache; `items` are
+        entries it brought, filed where this memo lacks them (a local entry is kept)."""
+        with self._write():
+            self._shared_tables()
+            if items:
+                self._db.executemany("INSERT OR IGNORE INTO memo VALUES (?, ?, ?)",
+                                     [(op, row, value) for row, value in items])
+            self._db.executemany("INSERT OR IGNORE INTO memo_shared VALUES (?, ?)",
+                                 [(op, row) for row in rows])
+            self._db.execute("INSERT OR IGNORE INTO memo_batches VALUES (?)", (batch,))
 
 
 class RowMemo:

@@ -45,6 +45,7 @@ from dcc.cache.writer import ObjectWriter
 from dcc.errors import CacheError
 
 if TYPE_CHECKING:
+    from dcc.cache.remote import RemoteCache
     from dcc.cache.rowmemo import MemoDB
 
 _KEY, _STAT, _BUILD, _EXPORT, _PLAN = "key:", "stat:", "build:", "export:", "plan:"
@@ -93,6 +94,7 @@ class DiskStore:
         self._export_state = IndexMap(self._index, _EXPORT)
         self._plan_memo = IndexMap(self._index, _PLAN)
         self._rowmemo: MemoDB | None = None
+        self._memo_remote: RemoteCache | None = None
 
     def close(self) -> None:
         self._index.close()
@@ -253,7 +255,16 @@ class DiskStore:
             from dcc.cache.rowmemo import MemoDB
 
             self._rowmemo = MemoDB(self.root / "rowmemo")
+            self._rowmemo.remote = self._memo_remote
         return self._rowmemo
+
+    def share_memo(self, remote: RemoteCache | None) -> None:
+        """Share the row memo through a team cache: a namespace is pulled from `remote`
+        before its first lookup, and the namespaces written are pushed by
+        `remote.flush_memo` (see dcc.cache.remote)."""
+        self._memo_remote = remote
+        if self._rowmemo is not None:
+            self._rowmemo.remote = remote
 
     # -- builds ----------------------------------------------------------------------------
     def set_last_build(self, recipe_id: str, data: dict[str, Any]) -> None:

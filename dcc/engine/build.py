@@ -149,6 +149,8 @@ class Builder:
         self.pull = pull
         self.remote_only: set[str] = set()  # (plan) nodes whose content is on the remote only
         self.uploader = Uploader(remote, store) if remote is not None and not dry_run else None
+        if remote is not None and self.fetch:  # the row memo reads and writes through too
+            store.share_memo(remote)
 
     # -- the walk ----------------------------------------------------------------------------
     def run(self) -> BuildResult:
@@ -171,6 +173,9 @@ class Builder:
             self.background.close()  # on every way out: no write outlives the build
             if self.uploader is not None:  # what was stored is published, records last
                 self.uploader.wait()
+                assert self.remote is not None
+                if self.remote.memo_pending():
+                    self.remote.flush_memo(self.store.rowmemo_db())
         if not self.dry_run:
             self._record_build()
         return BuildResult(self.program.name, [self.results[n.id] for n in order], exports,
@@ -734,4 +739,12 @@ def plan(program: Program, store: DiskStore, **kwargs: Any) -> BuildResult:
 def pull(program: Program, store: DiskStore, remote: RemoteCache) -> BuildResult:
     """Download what the team cache has of `program` (the walk of a plan, reading through):
     nodes come back `cached` (already local), `remote-hit` (downloaded) or `would-run`."""
-    return Builder(program, store, dry_run=True, remote=remote, pull=True).run()
+    from dcc.cache.rowmemo import REQUESTS_NAMESPACE
+
+    result = Builder(program, store, dry_run=True, remote=remote, pull=True).run()
+    expensive = [r.parts.memo_key() for r in result.nodes if r.expensive and r.parts]
+    if expensive:  # their row memo and the model replies by request come along
+        db = store.rowmemo_db()
+        for namespace in sorted({REQUESTS_NAMESPACE, *expensive}):
+            remote.pull_memo(db, bytes.fromhex(namespace))
+    return result

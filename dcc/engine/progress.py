@@ -106,7 +106,8 @@ def remote_line(t: Any) -> str:
 
     return (f"remote cache: {t.downloaded} results downloaded ({t.objects_down} objects, "
             f"{format_size(t.bytes_down)}), {t.uploaded} uploaded ({t.objects_up} objects, "
-            f"{format_size(t.bytes_up)})")
+            f"{format_size(t.bytes_up)}); memo entries: {t.memo_down} pulled, {t.memo_up} "
+            "pushed")
 
 
 def plan_table(result: Any) -> Table:

@@ -5,7 +5,9 @@ backend, against the fake server on loopback) and pushes its results to moto's S
 loopback. Team B, in another folder with an empty local cache, has its own recipe that reaches
 the same nodes (same data, same judge) and goes on from there: its `dcc plan` shows those
 nodes as remote hits, and its build makes zero model calls, both in `--json` and as counted
-by the server. The API key is only ever in the environment: never in the team cache.
+by the server. Team C's source has one more row, so its nodes have other keys: the row memo
+shared through the team cache still answers all but the new row (one model call). The API
+key is only ever in the environment: never in the team cache.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dcc.testing.loopback_s3 import LoopbackS3, loopback_s3  # noqa: E402
 
 KEY = "sk-team-0123456789abcdef"
 ROWS = [{"question": f"What is {i} plus {i}?", "answer": f"It is {2 * i}."} for i in range(8)]
+MORE = [{"question": "What is 10 plus 10?", "answer": "It is 20."}]
 
 
 @pytest.fixture
@@ -127,5 +130,18 @@ def test_team_b_reuses_team_a_model_results_with_zero_model_calls(
 
     code, out, err = run_cli("plan", "b.recipe", "--remote-cache", url, cwd=team_b, env=env_b)
     assert code == 0 and "remote-hit" not in out  # now all local ("cached")
+
+    # Team C's source has one more row: its judge node has another key, yet the row memo
+    # that team A pushed answers every row but the new one.
+    team_c = write_files(tmp_path / "team_c", {"b.recipe": recipe_b(server),
+                                               "data/rows.jsonl": ROWS + MORE})
+    code, out, err = run_cli("build", "b.recipe", "--json", "--remote-cache", url,
+                             cwd=team_c, env=env_b)
+    assert code == 0, err
+    built = nodes(out)
+    assert built["judged"]["status"] == "ran" and built["judged"]["model_calls"] == 1
+    assert json.loads(out)["remote"]["memo_down"] >= len(ROWS)
+    assert len(server.posts()) == asked + 1
+    assert pl.read_parquet(team_c / "out/tidy.parquet").height == len(ROWS) // 2 + 1
     for path in s3.fs.find(f"{s3.bucket}/team"):  # the key stayed in the environment
         assert KEY.encode() not in s3.fs.cat_file(path), path
