@@ -117,6 +117,7 @@ class RemoteCache:
         self._object_locks: dict[str, threading.Lock] = {}  # one upload of an object at once
         self._memo_written: set[bytes] = set()  # memo namespaces this run added entries to
         self.down = False  # set after a connection failure: the rest of the run stays local
+        self.read_only = False  # set when an upload is refused: reads go on, uploads stop
 
     # -- paths -----------------------------------------------------------------------------
     def object_path(self, content: str) -> str:
@@ -149,12 +150,19 @@ class RemoteCache:
         with self._lock:
             self.transfers.warnings.append(message)
 
-    def _failed(self, what: str, e: BaseException) -> None:
+    def _failed(self, what: str, e: BaseException, upload: bool = False) -> None:
         """A transfer failed: warn, and stop using the remote for the rest of the run when
-        the failure was the connection (not a missing file)."""
+        the failure was the connection; a refused upload (read-only credentials, a common
+        setup for most of a team) stops only the uploads."""
         self.warn(f"remote cache {self.url}: {what} failed: {_reason(e)}")
-        if not isinstance(e, (FileNotFoundError, ValueError)):
+        if upload and isinstance(e, PermissionError):
+            self.read_only = True
+        elif not isinstance(e, (FileNotFoundError, ValueError)):
             self.down = True
+
+    @property
+    def writable(self) -> bool:
+        return not (self.down or self.read_only)
 
     # -- reading ---------------------------------------------------------------------------
     def record(self, key: str) -> Record | None:
@@ -235,7 +243,7 @@ class RemoteCache:
         """Write `key` through: its objects (a view's base first), then its record. False
         (with a warning) when the remote is down or a transfer failed; a record is never
         uploaded unless every object it needs is on the remote."""
-        if self.down:
+        if not self.writable:
             return False
         base = store.view_base(record.content)
         for content in (base, record.content):
@@ -245,7 +253,7 @@ class RemoteCache:
         try:
             self._put_bytes(data, self.record_path(key))
         except Exception as e:
-            self._failed(f"uploading the record of key {key}", e)
+            self._failed(f"uploading the record of key {key}", e, upload=True)
             return False
         with self._lock:
             self.transfers.uploaded += 1
@@ -261,7 +269,7 @@ class RemoteCache:
         with self._lock:
             if content in self._present and content not in self.bad:
                 return True
-        if self.down:
+        if not self.writable:
             return False
         if not store.verify_object(content):  # never spread bytes that are already wrong
             self.warn(f"local object {content} of key {key} is missing or does not match its "
@@ -276,7 +284,7 @@ class RemoteCache:
                     self.transfers.objects_up += 1
                     self.transfers.bytes_up += local.stat().st_size
         except Exception as e:
-            self._failed(f"uploading object {content} of key {key}", e)
+            self._failed(f"uploading object {content} of key {key}", e, upload=True)
             return False
         with self._lock:
             self.bad.discard(content)
@@ -364,7 +372,7 @@ class RemoteCache:
 
     def push_memo(self, db: MemoDB, op: bytes) -> bool:
         """Upload the entries of namespace `op` the remote lacks, as one batch file."""
-        if self.down:
+        if not self.writable:
             return False
         items = db.unshared(op)
         if not items:
@@ -374,7 +382,7 @@ class RemoteCache:
         try:
             self._put_bytes(data, f"{self.memo_dir(op)}/{name}")
         except Exception as e:
-            self._failed(f"uploading memo batch {name}", e)
+            self._failed(f"uploading memo batch {name}", e, upload=True)
             return False
         db.mark_shared(op, [row for row, _ in items], name)
         with self._lock:
@@ -437,19 +445,23 @@ class Uploader:
         self.store = store
         self._pool: ThreadPoolExecutor | None = None
         self._futures: list[Future[bool]] = []
-        self.skipped = 0
+        self._lock = threading.Lock()  # records are filed by the walk and the writer thread
 
     def submit(self, key: str, record: Record) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="dcc-upload")
-        self._futures.append(self._pool.submit(self.remote.publish, key, record, self.store))
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(UPLOAD_THREADS,
+                                                thread_name_prefix="dcc-upload")
+            self._futures.append(self._pool.submit(self.remote.publish, key, record,
+                                                   self.store))
 
     def wait(self) -> None:
         """Wait for every upload; one warning says how many results stayed local."""
-        if self._pool is None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is None:
             return
-        self._pool.shutdown(wait=True)
-        self._pool = None
+        pool.shutdown(wait=True)
         failed = sum(1 for f in self._futures if f.exception() is not None or not f.result())
         for f in self._futures:
             if f.exception() is not None:

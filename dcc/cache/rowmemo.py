@@ -88,6 +88,7 @@ class MemoDB:
         # pulled from it before its first lookup, once per process.
         self.remote: RemoteCache | None = None
         self._pulled: set[bytes] = set()
+        self._pull_lock = threading.Lock()  # model calls may look up from several threads
         self._shared_ready = False
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -180,9 +181,12 @@ class MemoDB:
 
     # -- sharing through the team cache (dcc.cache.remote) ---------------------------------
     def _pull(self, op: bytes) -> None:
-        if self.remote is not None and op not in self._pulled:
-            self._pulled.add(op)
-            self.remote.pull_memo(self, op)
+        if self.remote is None or op in self._pulled:
+            return
+        with self._pull_lock:
+            if op not in self._pulled:
+                self.remote.pull_memo(self, op)
+                self._pulled.add(op)
 
     def _shared_tables(self) -> None:
         """Create the sharing tables on first use (inside the caller's transaction)."""

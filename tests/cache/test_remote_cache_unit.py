@@ -1,12 +1,16 @@
-"""The row memo through a team cache (a shared folder), in process: batches are pushed once,
-pulled once, verified against their names, and a tampered batch is never used."""
+"""The team cache in process: the row memo through a shared folder (batches pushed once, pulled
+once, verified against their names, a tampered batch never used), and a remote that refuses
+uploads (read-only credentials) still serves reads."""
 
 from __future__ import annotations
 
+import secrets
+import time
 from pathlib import Path
 
 import pytest
 
+from dcc.cache.base import Record
 from dcc.cache.hashing import digest
 from dcc.cache.remote import RemoteCache, decode_memo_batch, encode_memo_batch
 from dcc.cache.rowmemo import RowMemo, row_hash
@@ -72,3 +76,32 @@ def test_memo_entries_travel_once_and_a_tampered_batch_is_never_used(tmp_path: P
                for w in c_remote.transfers.warnings)
     assert len(got) == 12 - n_bad  # the tampered batch's entries were not used
     assert all(entries(12)[h] == v for h, v in got.items())
+
+
+def stored(store: DiskStore, data: bytes) -> tuple[str, Record]:
+    content = store.put_object(lambda f: f.write(data))
+    return digest(b"key of " + data), Record(content=content, rows=1, schema={}, stats={},
+                                             node="n", recipe="r", created=time.time())
+
+
+def test_a_remote_that_refuses_uploads_still_serves_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    remote = RemoteCache(f"memory://team-{secrets.token_hex(4)}/cache")
+    a = DiskStore(tmp_path / "a")
+    key, record = stored(a, b"first table bytes")
+    assert remote.publish(key, record, a)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError("Access Denied")
+
+    monkeypatch.setattr(remote.fs, "put_file", refuse)
+    monkeypatch.setattr(remote.fs, "pipe_file", refuse)
+    key2, record2 = stored(a, b"second table bytes")
+    assert not remote.publish(key2, record2, a)
+    assert remote.read_only and not remote.down
+    assert any("Access Denied" in w for w in remote.transfers.warnings)
+    assert remote.record(key2) is None  # nothing half-published: no record without objects
+
+    b = DiskStore(tmp_path / "b")
+    assert remote.fetch(key, b) == record  # reads go on
+    assert b.lookup(key) == record and b.verify_object(record.content)
