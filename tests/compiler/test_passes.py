@@ -16,6 +16,7 @@ from dcc.compiler import compile_recipe
 from dcc.compiler.passes.dedupe_nodes import dedupe_nodes
 from dcc.compiler.passes.fuse_rowwise import fuse_rowwise
 from dcc.compiler.passes.prune_dead import prune_dead
+from dcc.compiler.passes.push_filters import push_filters
 from dcc.compiler.passes.reorder_filters import reorder_filters
 from dcc.engine.build import build
 
@@ -138,6 +139,98 @@ def test_reorder_refuses_to_change_a_visible_intermediate(tmp_path: Path) -> Non
     assert ops_of(p, "b") == ["load.jsonl", "select.regex", "select.length"]
 
 
+# -- push_filters -------------------------------------------------------------------------------
+def test_push_moves_a_filter_above_every_map_it_commutes_with(tmp_path: Path) -> None:
+    p = program(tmp_path, 'x = load.jsonl("d.jsonl") | rewrite.normalize(fields=["t"])\n'
+                          '  | rewrite.normalize(fields=["t"]) | select.regex(field="u", pattern="x")\n'
+                          'export x to "o.jsonl"\n')
+    assert push_filters(p) == ["x@3 (select.regex) now runs before rewrite.normalize"]
+    assert push_filters(p) == ["x@2 (select.regex) now runs before rewrite.normalize"]
+    assert push_filters(p) == []  # at the top: a fixed point
+    assert ops_of(p, "x") == ["load.jsonl", "select.regex", "rewrite.normalize",
+                              "rewrite.normalize"]
+    assert p.node(p.bindings["x"]).schema.columns.keys() == {"t", "u"}
+
+
+@pytest.mark.parametrize("chain", [
+    # the map writes the column the filter reads
+    'rewrite.normalize(fields=["u", "t"]) | select.length(field="t", min=2)',
+    # a projection renames columns: what it writes is not a plain list of expressions
+    'columns.rename(mapping={"u": "v"}) | select.length(field="t", min=2)',
+    'columns.keep(names=["t", "u"]) | select.length(field="t", min=2)',
+    # a whole-dataset barrier between the map and the filter
+    'rewrite.normalize(fields=["t"]) | select.dedup(fields=["t"], method="exact")'
+    ' | select.length(field="u", min=1)',
+    # a filter over an expression reading the written column
+    'rewrite.normalize(fields=["t"]) | select.where(expr=len(t) > 2)',
+])
+def test_push_refuses_when_the_filter_may_see_what_the_map_did(tmp_path: Path,
+                                                               chain: str) -> None:
+    p = program(tmp_path, f'x = load.jsonl("d.jsonl") | {chain}\nexport x to "o.jsonl"\n')
+    before = ops_of(p, "x")
+    assert push_filters(p) == []
+    assert ops_of(p, "x") == before
+
+
+def test_push_refuses_stochastic_operators(tmp_path: Path) -> None:
+    text = ('x = load.jsonl("d.jsonl") | rewrite.normalize(fields=["t"])'
+            ' | select.length(field="u", min=1)\nexport x to "o.jsonl"\n')
+    for which in ("map", "filter"):
+        p = program(tmp_path, text)
+        node = next(n for n in p.nodes() if n.op.kind == which)
+        node.op.stochastic = True  # type: ignore[misc]  # as a randomized operator declares
+        assert push_filters(p) == []
+
+
+def test_push_refuses_to_change_a_visible_map_output(tmp_path: Path) -> None:
+    for text in (
+        # the map's output is exported
+        'a = load.jsonl("d.jsonl") | rewrite.normalize(fields=["t"])\n'
+        'b = a | select.length(field="u", min=1)\nexport a to "a.jsonl"\nexport b to "b.jsonl"\n',
+        # a second consumer reads it
+        'a = load.jsonl("d.jsonl") | rewrite.normalize(fields=["t"])\n'
+        'b = a | select.length(field="u", min=1)\nc = a | select.words(field="u", min=1)\n'
+        'export concat(b, c) to "o.jsonl"\n',
+    ):
+        p = program(tmp_path, text)
+        assert push_filters(p) == []
+    p = program(tmp_path, 'a = load.jsonl("d.jsonl") | rewrite.normalize(fields=["t"])\n'
+                          'b = a | select.length(field="u", min=1)\nexport b to "b.jsonl"\n')
+    assert push_filters(p, target="a") == []  # a binding of its own is pinned anyway
+
+
+def test_push_refuses_row_wise_python_operators(tmp_path: Path) -> None:
+    from dcc.ops.base import P, RowPython
+
+    class Upper(RowPython):  # a model-like operator: Python per row, through the row memo
+        name = "test.upper"
+        params = (P("field", "str", column=True),)
+
+        def writes(self) -> list[str]:
+            return ["upper"]
+
+    p = program(tmp_path, 'x = load.jsonl("d.jsonl") | rewrite.normalize(fields=["t"])'
+                          ' | select.length(field="u", min=1)\nexport x to "o.jsonl"\n')
+    next(n for n in p.nodes() if n.op.kind == "map").op = Upper(field="t")
+    assert push_filters(p) == []
+
+
+def test_pushed_and_unpushed_builds_export_the_same_bytes(tmp_path: Path) -> None:
+    text = ('x = load.jsonl("d.jsonl") | rewrite.normalize(fields=["t"])'
+            ' | select.length(field="u", min=1) | rewrite.normalize(fields=["u"])'
+            ' | select.words(field="t", min=2)\nexport x to "out/o.jsonl"\n')
+    outs = []
+    for optimize in (False, True):
+        root = tmp_path / str(optimize)
+        root.mkdir()
+        prog = program(root, text, optimize=optimize)
+        assert any("push_filters" in j for j in prog.journal) == optimize
+        with DiskStore(root / ".dcc") as store:
+            build(prog, store)
+        outs.append((root / "out" / "o.jsonl").read_bytes())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == 4
+
+
 # -- fuse_rowwise -------------------------------------------------------------------------------
 def test_fuse_groups_a_chain_of_row_wise_nodes(tmp_path: Path) -> None:
     p = program(tmp_path, CHAIN)
@@ -187,6 +280,9 @@ STAGES = st.sampled_from([
     'select.regex(field="u", pattern="^c", keep={b})',
     'rewrite.normalize(fields=["t"])',
     'rewrite.normalize(fields=["u", "t"])',
+    'rewrite.normalize(fields=["u"])',
+    # a map then a filter on a column it does not write: push_filters' situation, made common
+    'rewrite.normalize(fields=["t"]) | select.regex(field="u", pattern="b|c", keep={b})',
     'select.dedup(fields=["t"], method="exact")',
     'select.dedup(fields=["u", "t"], method="exact")',
     'select.sample(fraction=0.{k}, seed={n})',

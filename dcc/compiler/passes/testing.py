@@ -1,6 +1,6 @@
 """Helpers for pass docstrings and tests: compile recipe text in a scratch folder.
 
-The scratch folder gets a small JSONL file `d.jsonl` with a text column `t`, so examples can
+The scratch folder gets a small JSONL file `d.jsonl` with text columns `t` and `u`, so examples can
 name a real source without touching the user's files.
 """
 
@@ -12,7 +12,8 @@ import tempfile
 
 from dcc.compiler.ir import Program
 
-ROWS = [{"t": "alpha beta"}, {"t": "gamma"}, {"t": "alpha beta"}, {"t": "delta epsilon zeta"}]
+ROWS = [{"t": "alpha beta", "u": "x"}, {"t": "gamma", "u": ""}, {"t": "alpha beta", "u": "x"},
+        {"t": "delta epsilon zeta", "u": "yz"}]
 
 
 def program_from(text: str, optimize: bool = True, **kwargs: object) -> Program:
