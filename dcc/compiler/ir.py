@@ -66,6 +66,13 @@ class Program:
     journal: list[str] = field(default_factory=list)
     # Fused stages (set by the fuse_rowwise pass): last node id -> the chain's node ids.
     stages: dict[str, list[str]] = field(default_factory=dict)
+    # Model groups (set by the group_model_calls pass): independent nodes on one model, in
+    # plan order, whose requests the engine batches together.
+    model_groups: list[list[str]] = field(default_factory=list)
+
+    def model_group_of(self, node_id: str) -> list[str] | None:
+        """The model group a node belongs to, or None."""
+        return next((g for g in self.model_groups if node_id in g), None)
 
     def stage_of(self, node_id: str) -> list[str] | None:
         """The fused chain a node belongs to, or None."""

@@ -162,8 +162,8 @@ class Builder:
         self.consumers = Counter(i for n in order for i in n.inputs)
         try:
             for node in order:
-                if node.id not in self.results:  # members of a fused stage arrive together
-                    self._visit_any(node)
+                # members of a fused stage, and of a model group, arrive together
+                self._visit_next(node, order)
             exports: list[ExportResult] = []
             if self.target is None:
                 exports = write_exports(self.program, self.store, self.results, self._table,
@@ -218,6 +218,61 @@ class Builder:
         else:
             record = self.remote.record(key)
         return record, record is not None
+
+    def _visit_next(self, node: Node, order: list[Node]) -> None:
+        if node.id in self.results:
+            return
+        group = self._model_group(node, order)
+        if group:
+            self._visit_model_group(group, order)
+        else:
+            self._visit_any(node)
+
+    def _model_group(self, node: Node, order: list[Node]) -> list[Node] | None:
+        """The members of `node`'s model group that this build still has to visit."""
+        ids = self.program.model_group_of(node.id)
+        if not ids or self.dry_run:
+            return None
+        needed = {n.id for n in order}
+        members = [self.program.node(i) for i in ids if i in needed and i not in self.results]
+        return members if len(members) > 1 else None
+
+    def _visit_model_group(self, members: list[Node], order: list[Node]) -> None:
+        """Independent nodes on one model (`group_model_calls`): every input of every member
+        first, then the members together, one thread each, taking turns through a
+        `RequestPool` that sends their model requests as shared batches. Each member is
+        visited exactly as alone (key, lookup, lock, run, store)."""
+        import threading
+
+        import networkx as nx
+
+        from dcc.ops.models.pool import RequestPool
+
+        inputs = set().union(*(nx.ancestors(self.program.graph, m.id) for m in members))
+        for n in order:
+            if n.id in inputs:
+                self._visit_next(n, order)
+        pool = RequestPool([m.name for m in members])
+        outcomes: dict[str, NodeResult | BaseException] = {}
+
+        def visit(member: Node) -> None:
+            with pool.member(member.name):
+                try:
+                    outcomes[member.id] = self._visit(member)
+                except BaseException as e:  # raised on the build's thread, below
+                    outcomes[member.id] = e
+
+        threads = [threading.Thread(target=visit, args=(m,), name=f"dcc-model-{m.name}")
+                   for m in members]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for m in members:  # a failure is raised as the first failing member's, in plan order
+            out = outcomes[m.id]
+            if isinstance(out, BaseException):
+                raise out
+            self.results[m.id] = out
 
     def _visit_any(self, node: Node) -> None:
         chain = self.program.stage_of(node.id)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from dcc.errors import ParamError
 from dcc.ops import register
 from dcc.ops.base import REQUIRED, DatasetOp, KeepBest, MinMaxBounds, P, RowPython, RunContext
+from dcc.ops.models.pool import ask_model
 from dcc.ops.models.resolve import (
     ModelNotFound,
     model_identity,
@@ -124,13 +125,17 @@ def score_losses(ctx: RunContext, backend: Any, prefixes: Sequence[str],
         if h is not None and h not in found and h not in todo:
             todo[h] = i
     if todo:
-        scores = backend.score([prefixes[i] for i in todo.values()],
-                               [continuations[i] for i in todo.values()])
-        ctx.model_calls += len(todo)
-        fresh = {h: (s.mean_loss if s.logprobs else None) for h, s in zip(todo, scores)}
-        found.update(fresh)
-        if memo is not None:
-            memo.put_many({h: json.dumps(v).encode() for h, v in fresh.items()})
+        def call(pairs: list[tuple[str, str]]) -> list[float | None]:
+            scores = backend.score([p for p, _ in pairs], [c for _, c in pairs])
+            return [s.mean_loss if s.logprobs else None for s in scores]
+
+        def commit(fresh: dict[str, float | None]) -> None:
+            if memo is not None:
+                memo.put_many({h: json.dumps(v).encode() for h, v in fresh.items()})
+
+        found.update(ask_model(ctx, ("score", id(backend)), list(todo),
+                               [(prefixes[i], continuations[i]) for i in todo.values()],
+                               call, commit, len(todo)))
     return [None if h is None else found[h] for h in hashes]
 
 
@@ -323,15 +328,16 @@ def reward_scores(ctx: RunContext, backend: Any, items: Sequence[Any]) -> list[f
     for i, h in enumerate(hashes):
         if h is not None and h not in found and h not in todo:
             todo[h] = i
-    pending = list(todo.items())
-    for start in range(0, len(pending), REWARD_BATCH):
-        chunk = pending[start:start + REWARD_BATCH]
-        scores = backend.reward([items[i] for _, i in chunk])
-        ctx.model_calls += len(chunk)
-        fresh = {h: float(v) for (h, _), v in zip(chunk, scores)}
-        found.update(fresh)
+
+    def call(batch: list[Any]) -> list[float]:
+        return [float(v) for v in backend.reward(batch)]
+
+    def commit(fresh: dict[str, float]) -> None:
         if memo is not None:
             memo.put_many({h: json.dumps(v).encode() for h, v in fresh.items()})
+
+    found.update(ask_model(ctx, ("reward", id(backend)), list(todo),
+                           [items[i] for i in todo.values()], call, commit, REWARD_BATCH))
     return [None if h is None else _finite(found[h]) for h in hashes]
 
 

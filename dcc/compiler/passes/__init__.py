@@ -14,13 +14,15 @@ from typing import Any, Callable
 from dcc.compiler.ir import Program
 from dcc.compiler.passes.dedupe_nodes import dedupe_nodes
 from dcc.compiler.passes.fuse_rowwise import fuse_rowwise
+from dcc.compiler.passes.group_model_calls import group_model_calls
 from dcc.compiler.passes.prune_columns import prune_columns
 from dcc.compiler.passes.prune_dead import prune_dead
 from dcc.compiler.passes.push_filters import push_filters
 from dcc.compiler.passes.reorder_filters import reorder_filters
 
 PASSES: tuple[Callable[..., list[str]], ...] = (prune_dead, dedupe_nodes, prune_columns,
-                                                  push_filters, reorder_filters, fuse_rowwise)
+                                                  push_filters, reorder_filters, fuse_rowwise,
+                                                  group_model_calls)
 MAX_ROUNDS = 10
 
 

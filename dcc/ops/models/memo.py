@@ -22,6 +22,7 @@ from typing import Any
 
 from dcc.cache.hashing import canonical_bytes, digest
 from dcc.ops.models import GenerationConfig, Prompt
+from dcc.ops.models.pool import ask_model
 
 BATCH = 64  # requests sent (and committed to the memo) at a time
 
@@ -51,7 +52,8 @@ def request_hash(identity: str, prompt: Prompt, config: GenerationConfig) -> str
 def generate(ctx: Any, backend: Any, prompts: Sequence[Prompt],
              config: GenerationConfig) -> list[list[str]]:
     """`config.n` replies per prompt, in input order, asking the model only for requests the
-    memo lacks (each distinct request once). Counts one model call per request sent in
+    memo lacks (each distinct request once; in a model group, in batches shared with the
+    group's other nodes: `dcc.ops.models.pool`). Counts one model call per request sent in
     `ctx.model_calls` and the requests served from the memo in `ctx.stats['memo_hits']`."""
     if not prompts:
         return []
@@ -70,14 +72,16 @@ def generate(ctx: Any, backend: Any, prompts: Sequence[Prompt],
         if h not in found and h not in todo:
             todo[h] = i
     pending = list(todo.items())
-    for start in range(0, len(pending), BATCH):
-        chunk = pending[start:start + BATCH]
-        replies = backend.generate([prompts[i] for _, i in chunk], config)
-        ctx.model_calls += len(chunk)
-        fresh = {h: [str(r) for r in reply] for (h, _), reply in zip(chunk, replies)}
-        found.update(fresh)
+
+    def call(batch: list[Prompt]) -> list[list[str]]:
+        return [[str(r) for r in reply] for reply in backend.generate(batch, config)]
+
+    def commit(fresh: dict[str, list[str]]) -> None:
         if memo is not None:
             memo.put_many({h: json.dumps(r).encode() for h, r in fresh.items()})
+
+    found.update(ask_model(ctx, ("generate", id(backend), config), [h for h, _ in pending],
+                           [prompts[i] for _, i in pending], call, commit, BATCH))
     return [list(found[h]) for h in hashes]
 
 
@@ -106,14 +110,17 @@ def embed(ctx: Any, backend: Any, texts: Sequence[str]) -> Any:
     if found:
         ctx.stats["memo_hits"] = ctx.stats.get("memo_hits", 0) + len(found)
     todo = [t for t in unique if t not in found]
-    for start in range(0, len(todo), EMBED_BATCH):
-        chunk = todo[start:start + EMBED_BATCH]
-        vecs = np.asarray(backend.embed(chunk), dtype=np.float32)
-        ctx.model_calls += len(chunk)
-        fresh = dict(zip(chunk, vecs))
-        found.update(fresh)
+
+    def call(batch: list[str]) -> list[Any]:
+        return list(np.asarray(backend.embed(batch), dtype=np.float32))
+
+    def commit(fresh: dict[str, Any]) -> None:
         if memo is not None:
-            memo.put_many({hashes[t]: v.tobytes() for t, v in fresh.items()})
+            memo.put_many({h: v.tobytes() for h, v in fresh.items()})
+
+    vecs = ask_model(ctx, ("embed", id(backend)), [hashes[t] for t in todo], todo, call, commit,
+                     EMBED_BATCH)
+    found.update({t: vecs[hashes[t]] for t in todo})
     return np.stack([found[t] for t in texts])
 
 

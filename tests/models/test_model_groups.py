@@ -1,0 +1,129 @@
+"""Model groups: independent nodes on one model share its batches, and nothing else changes.
+
+Built in-process with the tiny causal LM: the same recipe grouped (the optimizer's
+`group_model_calls`) and ungrouped, each in its own cache, must give byte-identical exports and
+the same key, status, rows, model calls and memo hits per node; grouped, the backend is asked
+fewer times, with requests from several nodes in one call, and the model is loaded once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dcc.cache.store import DiskStore
+from dcc.compiler import compile_recipe
+from dcc.engine.build import build
+
+RECIPE = """\
+raw = load.jsonl("data/q.jsonl")
+short = raw | select.length(field="question", max={cut})
+  | rewrite.llm(field="question", model="./tiny", instruction="Shorter.", max_tokens=6,
+                into="a")
+long = raw | select.length(field="question", min={cut_plus})
+  | rewrite.llm(field="question", model="./tiny", instruction="Shorter.", max_tokens=6,
+                into="a")
+both = raw | select.perplexity(field="question", model="./tiny")
+  | rewrite.llm(field="question", model="./tiny", instruction="Shorter.", max_tokens=6,
+                into="b")
+export short to "out/short.jsonl"
+export long to "out/long.jsonl"
+export both to "out/both.jsonl"
+"""
+
+
+def _folder(root: Path, tiny_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    root.mkdir()
+    (root / "data").mkdir()
+    (root / "data" / "q.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shutil.copytree(tiny_dir, root / "tiny")
+    lengths = sorted(len(r["question"]) for r in rows)
+    cut = lengths[len(lengths) // 2]
+    (root / "r.recipe").write_text(RECIPE.format(cut=cut, cut_plus=cut + 1))
+    return root
+
+
+class _Counting:
+    """Wraps HFBackend methods to record every call's size and every model load."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from dcc.ops.models.hf import HFBackend
+
+        self.calls: list[tuple[str, int]] = []
+        self.loads = 0
+        gen, score, load = HFBackend.generate, HFBackend.score, HFBackend._load
+
+        def generate(backend: Any, prompts: Any, config: Any) -> Any:
+            self.calls.append(("generate", len(prompts)))
+            return gen(backend, prompts, config)
+
+        def scored(backend: Any, prefixes: Any, continuations: Any, **kw: Any) -> Any:
+            self.calls.append(("score", len(prefixes)))
+            return score(backend, prefixes, continuations, **kw)
+
+        def loading(backend: Any) -> None:
+            if backend._model is None:
+                self.loads += 1
+            load(backend)
+
+        monkeypatch.setattr(HFBackend, "generate", generate)
+        monkeypatch.setattr(HFBackend, "score", scored)
+        monkeypatch.setattr(HFBackend, "_load", loading)
+
+
+def _build(root: Path, grouped: bool) -> tuple[dict[str, bytes], dict[str, tuple]]:
+    from dcc.ops.models.resolve import clear_backends
+
+    clear_backends()  # each build loads its model as a fresh process would
+    prog = compile_recipe(str(root / "r.recipe"))
+    if not grouped:
+        prog.model_groups = []
+    else:
+        assert prog.model_groups, prog.journal
+    with DiskStore(root / ".dcc") as store:
+        result = build(prog, store)
+    nodes = {n.names[0]: (n.key, n.status, n.rows_in, n.rows_out, n.model_calls,
+                          n.stats.get("memo_hits", 0)) for n in result.nodes}
+    outs = {p.name: p.read_bytes() for p in sorted((root / "out").iterdir())}
+    return outs, nodes
+
+
+def test_grouped_nodes_share_batches_and_build_the_same(tmp_path: Path, tiny_dir: Path,
+                                                         gsm8k: list[dict],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DCC_DEVICE", "cpu")
+    rows = [{"question": r["question"]} for r in gsm8k[:30]]
+    seen = _Counting(monkeypatch)
+    plain_out, plain_nodes = _build(_folder(tmp_path / "plain", tiny_dir, rows), grouped=False)
+    plain_calls, seen.calls, seen.loads = list(seen.calls), [], 0
+    group_out, group_nodes = _build(_folder(tmp_path / "grouped", tiny_dir, rows), grouped=True)
+
+    assert group_out == plain_out and set(group_out) == {"short.jsonl", "long.jsonl",
+                                                         "both.jsonl"}
+    assert group_nodes == plain_nodes
+    # `short` and `long` (grouped with `both@1`, which scores) ask about disjoint rows, then
+    # `both` (which reads `both@1`) asks about all of them and finds every reply in the memo.
+    assert group_nodes["both"][4] == 0 and group_nodes["both"][5] == 30
+    generated = [n for kind, n in seen.calls if kind == "generate"]
+    assert generated == [30]  # one call for three nodes' requests (distinct ones once)
+    alone = [n for kind, n in plain_calls if kind == "generate"]
+    assert len(alone) == 2 and sum(alone) == 30  # one call per node, `both` all in the memo
+    assert seen.loads == 1
+
+
+def test_the_plan_explains_its_model_groups(tmp_path: Path, tiny_dir: Path,
+                                            gsm8k: list[dict]) -> None:
+    from dcc.compiler.passes.group_model_calls import group_model_calls
+
+    root = _folder(tmp_path / "r", tiny_dir, [{"question": r["question"]} for r in gsm8k[:6]])
+    prog = compile_recipe(str(root / "r.recipe"))
+    lines = [j for j in prog.journal if j.startswith("group_model_calls")]
+    assert len(lines) == 1 and "short, long, both@1 share model" in lines[0]
+    assert group_model_calls(prog) == []  # a fixed point
+    # `both` reads the output of its perplexity node `both@1`: never in a group with it
+    assert [[prog.node(i).name for i in g] for g in prog.model_groups] == [
+        ["short", "long", "both@1"]]

@@ -1,0 +1,98 @@
+"""The request pool behind model groups: merging, ownership, failures (no model needed)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from dcc.ops.base import RunContext
+from dcc.ops.models.pool import RequestPool, ask_model
+
+
+def _run(pool: RequestPool, work: dict[str, Any]) -> dict[str, Any]:
+    """Each member's `work()` on its own thread inside the pool; results or exceptions."""
+    out: dict[str, Any] = {}
+
+    def member(name: str) -> None:
+        with pool.member(name):
+            try:
+                out[name] = work[name]()
+            except Exception as e:  # noqa: BLE001 - the test inspects it
+                out[name] = e
+
+    threads = [threading.Thread(target=member, args=(n,)) for n in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in threads), "a member never came back"
+    return out
+
+
+def test_members_share_one_call_and_each_request_is_paid_once() -> None:
+    calls: list[list[str]] = []
+    committed: dict[str, str] = {}
+
+    def call(items: list[str]) -> list[str]:
+        calls.append(list(items))
+        return [x.upper() for x in items]
+
+    pool = RequestPool(["a", "b"])
+    ctxs = {"a": RunContext("a"), "b": RunContext("b")}
+
+    def asking(name: str, items: list[str]) -> Any:
+        return lambda: ask_model(ctxs[name], "m", [f"h{x}" for x in items], items, call,
+                                 committed.update, 64)
+
+    out = _run(pool, {"a": asking("a", ["x", "yy"]), "b": asking("b", ["yy", "zzz"])})
+    assert calls == [["zzz", "yy", "x"]]  # one call, longest first, "yy" once
+    assert out["a"] == {"hx": "X", "hyy": "YY"} and out["b"] == {"hyy": "YY", "hzzz": "ZZZ"}
+    assert committed == {"hx": "X", "hyy": "YY", "hzzz": "ZZZ"}
+    # "yy" is the first member's call and the second's memo hit, as one after the other
+    assert (ctxs["a"].model_calls, ctxs["b"].model_calls) == (2, 1)
+    assert ctxs["b"].stats == {"memo_hits": 1}
+
+
+def test_a_member_that_fails_or_asks_nothing_does_not_hold_the_others() -> None:
+    pool = RequestPool(["a", "b", "c"])
+
+    def boom() -> None:
+        raise RuntimeError("bad row")
+
+    ask = lambda: ask_model(RunContext("c"), "m", ["h"], ["q"], lambda xs: ["r"],  # noqa: E731
+                            lambda fresh: None, 8)
+    out = _run(pool, {"a": boom, "b": lambda: "cached", "c": ask})
+    assert isinstance(out["a"], RuntimeError) and out["b"] == "cached"
+    assert out["c"] == {"h": "r"}
+
+
+def test_a_failing_model_call_fails_every_member_that_asked() -> None:
+    pool = RequestPool(["a", "b"])
+
+    def call(items: list[str]) -> list[str]:
+        raise ConnectionError("the model server went away")
+
+    def asking(name: str) -> Any:
+        return lambda: ask_model(RunContext(name), "m", [name], [name], call,
+                                 lambda fresh: None, 8)
+
+    out = _run(pool, {"a": asking("a"), "b": asking("b")})
+    assert all(isinstance(out[n], ConnectionError) for n in "ab")
+
+
+def test_alone_a_node_asks_chunk_by_chunk_and_commits_each() -> None:
+    commits: list[dict[str, int]] = []
+    ctx = RunContext("n")
+    got = ask_model(ctx, "m", ["a", "b", "c"], [1, 2, 3], lambda xs: [x * 10 for x in xs],
+                    commits.append, 2)
+    assert got == {"a": 10, "b": 20, "c": 30}
+    assert commits == [{"a": 10, "b": 20}, {"c": 30}] and ctx.model_calls == 3
+
+
+@pytest.mark.parametrize("members", [["a"], ["a", "b"]])
+def test_leaving_without_asking_ends_cleanly(members: list[str]) -> None:
+    pool = RequestPool(members)
+    out = _run(pool, {m: (lambda m=m: m) for m in members})
+    assert out == {m: m for m in members} and pool.flushes == []
