@@ -273,6 +273,8 @@ class Builder:
             if isinstance(out, BaseException):
                 raise out
             self.results[m.id] = out
+            if self.on_result is not None:
+                self.on_result(m, out)
 
     def _visit_any(self, node: Node) -> None:
         chain = self.program.stage_of(node.id)
