@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from dcc.errors import DccError
 from dcc.ops import register
 from dcc.ops.base import CountOrFraction, DatasetOp, Filter, MinMaxBounds, P, RunContext
+from dcc.ops.select import WORD  # select.words' word: a run of non-whitespace
 from dcc.schema import Schema
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ NOT_ALNUM = r"[^\p{L}\p{N}]"
 # Neither a letter, a number nor whitespace; whitespace is Python's str.isspace() (Unicode
 # White_Space plus the separators U+001C..U+001F).
 SPECIAL = r"[^\p{L}\p{N}\s\x1c-\x1f]"
-# A word as in select.words: a maximal run of characters that are not str.isspace().
-WORD = r"[^\s\x1c-\x1f]+"
 
 
 class ColumnTypeError(DccError, TypeError):

@@ -50,6 +50,7 @@ from typing import Any
 from dcc.errors import DccError
 from dcc.ops.models import GenerationConfig, Prompt, TokenScores
 from dcc.ops.models.batching import run_batched
+from dcc.ops.models.prompts import fit, prepare_prompts, prompt_text
 
 
 class ModelLoadError(DccError):
@@ -192,13 +193,10 @@ class HFBackend:
 
     def _fit(self, prefix: list[int], cont: list[int]) -> tuple[list[int], int]:
         """(token ids, index of the first continuation token), cut to the context length."""
-        limit = self.max_length
-        cont = cont[:limit - (1 if prefix else 0)] if len(cont) >= limit else cont
-        room = limit - len(cont)
-        prefix = prefix[len(prefix) - room:] if len(prefix) > room else prefix
-        if not prefix and not cont:  # nothing at all (a tokenizer without BOS or EOS)
+        ids, start = fit(prefix, cont, self.max_length)
+        if not ids:  # nothing at all (a tokenizer without BOS or EOS)
             return [self.pad_id], 1
-        return prefix + cont, len(prefix)
+        return ids, start
 
     def _score_batch(self, items: list[tuple[list[int], int]]) -> list[TokenScores]:
         import torch
@@ -238,16 +236,11 @@ class HFBackend:
             if isinstance(item, str):
                 seq = self._encode([item], special=True)[0]
             else:
-                text, templated = self._reward_text(item)
+                text, templated = prompt_text(self._tok, item, generation=False)
                 seq = self._encode([text], special=not templated)[0]
             seqs.append(seq[-self.max_length:] or [self.pad_id])
         return run_batched(seqs, [len(s) for s in seqs], self._reward_batch,
                            self.max_batch_tokens, sort=sort)
-
-    def _reward_text(self, messages: Sequence[Any]) -> tuple[str, bool]:
-        if getattr(self._tok, "chat_template", None):
-            return self._tok.apply_chat_template(list(messages), tokenize=False), True
-        return "\n\n".join(m["content"] for m in messages), False
 
     def _reward_batch(self, seqs: list[list[int]]) -> list[float]:
         import torch
@@ -265,12 +258,10 @@ class HFBackend:
         self._load()
         if not prompts:
             return []
-        texts, templated = zip(*(self._prompt_text(p) for p in prompts))
-        room = max(1, self.max_length - config.max_new_tokens)
-        ids = []
-        for text, special in zip(texts, templated):
-            seq = self._encode([text], special=not special)[0] or self.start_ids or [self.pad_id]
-            ids.append(seq[-room:])
+        texts, ids = prepare_prompts(
+            self._tok, prompts, lambda text, special: self._encode([text], special=special)[0],
+            fallback=self.start_ids or [self.pad_id], max_length=self.max_length,
+            max_new_tokens=config.max_new_tokens)
         samples = 1 if config.temperature == 0 else config.n
         jobs = [(i, k) for i in range(len(prompts)) for k in range(samples)]
         lengths = [len(ids[i]) + config.max_new_tokens for i, _ in jobs]
@@ -282,16 +273,6 @@ class HFBackend:
         for (i, _), text in zip(jobs, done):
             out[i].append(text)
         return [o * config.n if samples == 1 else o for o in out]
-
-    def _prompt_text(self, prompt: Prompt) -> tuple[str, bool]:
-        """(text, whether a chat template made it: then it already has its special tokens)."""
-        if isinstance(prompt, str):
-            return prompt, False
-        if getattr(self._tok, "chat_template", None):
-            text = self._tok.apply_chat_template(list(prompt), tokenize=False,
-                                                 add_generation_prompt=True)
-            return text, True
-        return "\n\n".join(m["content"] for m in prompt), False
 
     def _generate_batch(self, items: list[tuple[list[int], int]],
                         config: GenerationConfig) -> list[str]:

@@ -47,6 +47,7 @@ from typing import Any
 from dcc.errors import DccError
 from dcc.ops.models import GenerationConfig, Prompt, TokenScores
 from dcc.ops.models.hf import ModelLoadError, _cut, _first_id, _seed
+from dcc.ops.models.prompts import fit, prepare_prompts
 
 PREFIX = "vllm:"
 PIP = "pip install 'dcc-recipes[vllm]'"
@@ -84,22 +85,6 @@ def engine_args() -> dict[str, Any]:
     if not isinstance(args, dict):
         raise ModelLoadError(f"DCC_VLLM_ARGS must be a JSON object (got {raw!r})")
     return args
-
-
-def fit(prefix: list[int], cont: list[int], limit: int | None) -> tuple[list[int], int]:
-    """(token ids, index of the first continuation token) within `limit` tokens: the prefix
-    loses tokens on the left, then the continuation on the right (as `hf.py` does).
-
-    >>> fit([1, 2, 3], [4, 5], 4)
-    ([2, 3, 4, 5], 2)
-    >>> fit([1], [4, 5, 6, 7], 3)
-    ([1, 4, 5], 1)
-    """
-    if limit is not None:
-        cont = cont[:limit - (1 if prefix else 0)] if len(cont) >= limit else cont
-        room = limit - len(cont)
-        prefix = prefix[len(prefix) - room:] if len(prefix) > room else prefix
-    return prefix + cont, len(prefix)
 
 
 class VLLMBackend:
@@ -173,14 +158,10 @@ class VLLMBackend:
         self._load()
         if not prompts:
             return []
-        texts, ids = [], []
-        room = None if self.max_length is None else max(1, self.max_length
-                                                         - config.max_new_tokens)
-        for prompt in prompts:
-            text, templated = self._prompt_text(prompt)
-            seq = self._encode(text, special=not templated) or self.start_ids or [self.pad_id]
-            texts.append(text)
-            ids.append(seq[-room:] if room else seq)
+        texts, ids = prepare_prompts(
+            self._tok, prompts, lambda text, special: self._encode(text, special=special),
+            fallback=self.start_ids or [self.pad_id], max_length=self.max_length,
+            max_new_tokens=config.max_new_tokens)
         samples = 1 if config.temperature == 0 else config.n
         jobs = [(i, k) for i in range(len(prompts)) for k in range(samples)]
         params = [self._vllm.SamplingParams(
@@ -192,16 +173,6 @@ class VLLMBackend:
         for (i, _), out in zip(jobs, outs):
             result[i].append(_cut(out.outputs[0].text, config.stop)[0])
         return [r * config.n if samples == 1 else r for r in result]
-
-    def _prompt_text(self, prompt: Prompt) -> tuple[str, bool]:
-        """(text, whether a chat template made it: then it already has its special tokens)."""
-        if isinstance(prompt, str):
-            return prompt, False
-        if getattr(self._tok, "chat_template", None):
-            text = self._tok.apply_chat_template(list(prompt), tokenize=False,
-                                                 add_generation_prompt=True)
-            return text, True
-        return "\n\n".join(m["content"] for m in prompt), False
 
     # -- score -------------------------------------------------------------------------------
     def score(self, prefixes: Sequence[str], continuations: Sequence[str]) -> list[TokenScores]:
