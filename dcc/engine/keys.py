@@ -42,11 +42,16 @@ def op_code(cls: type[Op], memo: MutableMapping[str, tuple] | None = None) -> st
 
 
 def _code_memo_key(cls: type[Op]) -> str | None:
+    """The stat of every file the fingerprint reads: the modules of the classes in the MRO
+    and the helper modules an operator adds (`dcc.ops.base.HelperCode`)."""
     files = set()
-    for klass in cls.__mro__:
-        mod = sys.modules.get(klass.__module__)
-        path = getattr(mod, "__file__", None)
-        if path and klass is not object:
+    modules = [klass.__module__ for klass in cls.__mro__ if klass is not object]
+    helpers = getattr(cls, "code_helpers", None)
+    if helpers is not None:
+        modules += [ref.partition(":")[0] for ref in helpers()]
+    for name in modules:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
             files.add(path)
     try:
         sig = sorted((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files)

@@ -636,6 +636,39 @@ def _keep_stat_problem(form: str, keep: dict[str, Any]) -> str | None:
     return None
 
 
+class HelperCode:
+    """Adds to an operator's code fingerprint the helpers that decide its output: whole
+    modules (`"dcc.ops.answers"`) or objects in them (`"dcc.ops.scorers:kcenter_greedy"`).
+
+    `Op.code_source` covers the classes of the operator's MRO only, so without this a fix to
+    an answer rule, a reply parser or a prompt template kept at module level would leave old
+    results cached; with the request memo such a re-run costs no model call. The helper
+    modules' files are also part of the cross-process code memo's key
+    (`dcc.engine.keys.op_code`), so editing one re-fingerprints the operator. `code_helpers`
+    is what a family adds beyond `helpers` (the generators: their parsers and their own
+    module)."""
+
+    helpers: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def code_helpers(cls) -> tuple[str, ...]:
+        return cls.helpers
+
+    @classmethod
+    def code_source(cls) -> str:
+        import importlib
+
+        parts = [super().code_source()]  # type: ignore[misc]
+        for ref in cls.code_helpers():
+            module, _, attr = ref.partition(":")
+            try:
+                obj = importlib.import_module(module)
+                parts.append(inspect.getsource(getattr(obj, attr) if attr else obj))
+            except (ImportError, AttributeError, OSError, TypeError):
+                parts.append(ref)
+        return "\n".join(parts)
+
+
 class Combinator(Op):
     """Takes one or more datasets positionally."""
 
@@ -649,5 +682,5 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-__all__ = ["ANNOTATE", "Op", "CountOrFraction", "KeepBest", "MinMaxBounds", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
+__all__ = ["ANNOTATE", "HelperCode", "Op", "CountOrFraction", "KeepBest", "MinMaxBounds", "Source", "Filter", "Map", "RowPython", "DatasetOp", "Combinator",
            "RunContext", "P", "REQUIRED"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dcc.errors import ParamError
 from dcc.ops import register
-from dcc.ops.base import P, RunContext, Source
+from dcc.ops.base import HelperCode, P, RunContext, Source
 from dcc.ops.prompted import compile_template, render
 from dcc.schema import Schema
 
@@ -59,7 +59,7 @@ def grid_product(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 @register
-class SynthTemplate(Source):
+class SynthTemplate(HelperCode, Source):
     """Expand a Jinja2 `template` over a grid of values, a table of values, or both.
 
     * `grid={"topic": ["math", "code"], "level": [1, 2]}`: one row per combination of the
@@ -173,10 +173,8 @@ class SynthTemplate(Source):
         return size
 
     @classmethod
-    def code_source(cls) -> str:
-        from dcc.ops.textgen import module_code
-
-        return module_code(super().code_source(), (cls.__module__,))
+    def code_helpers(cls) -> tuple[str, ...]:
+        return (cls.__module__,)  # its prompt tables and grid helpers live at module level
 
     # -- the source interface ------------------------------------------------------------
     def files(self) -> list[str]:

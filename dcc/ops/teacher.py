@@ -17,19 +17,18 @@ their helper modules.
   the recipe's seed) through the same request memo, and reads the score with `parse_score`.
 * Prompts. `TeacherPrompt` builds a teacher's user message from a column (with an optional
   input column after it) or a Jinja2 template, and checks the columns it reads.
-* Fingerprints. `HelperCode` adds the helper modules that decide an operator's output
-  (answer rules, compression plan) to its code fingerprint.
+* Fingerprints. `HelperCode` (`dcc.ops.base`, shared with the generators) adds the helper
+  modules that decide an operator's output (answer rules, compression plan) to its code
+  fingerprint.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
-import inspect
 from typing import Any, ClassVar
 
 from dcc.errors import ParamError
-from dcc.ops.base import RunContext
+from dcc.ops.base import HelperCode, RunContext
 from dcc.ops.models import GenerationConfig
 from dcc.ops.prompted import (
     DEFAULT_RUBRIC,
@@ -46,27 +45,6 @@ JUDGE_SCALE = 10
 JUDGE_MAX_TOKENS = 256
 
 
-class HelperCode:
-    """Adds to the operator's code fingerprint the helpers that decide its output: modules
-    (`"dcc.ops.answers"`) or objects in them (`"dcc.ops.scorers:kcenter_greedy"`). The engine
-    fingerprints class sources only, so without this a fix to an answer rule would leave old
-    results cached; with the request memo, such a re-run costs no model call."""
-
-    helpers: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def code_source(cls) -> str:
-        parts = [super().code_source()]  # type: ignore[misc]
-        for ref in cls.helpers:
-            module, _, attr = ref.partition(":")
-            try:
-                obj = importlib.import_module(module)
-                parts.append(inspect.getsource(getattr(obj, attr) if attr else obj))
-            except (ImportError, AttributeError, OSError, TypeError):
-                parts.append(ref)
-        return "\n".join(parts)
-
-
 def sample_seed(seed: int, k: int) -> int:
     """The seed of sample (or attempt) `k` of a recipe seeded with `seed`.
 
@@ -79,9 +57,9 @@ def sample_seed(seed: int, k: int) -> int:
     """
     if k == 0:
         return seed
-    from dcc.cache.hashing import canonical_bytes, digest
+    from dcc.ops.models.memo import request_seed
 
-    return int(digest(canonical_bytes({"seed": seed, "sample": k}))[:8], 16) & 0x7FFFFFFF
+    return request_seed({"seed": seed, "sample": k})
 
 
 def count(ctx: RunContext, name: str, n: int = 1) -> None:

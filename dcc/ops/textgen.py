@@ -12,13 +12,11 @@ second build is served from the memo.
 
 from __future__ import annotations
 
-import inspect
 import re
-import sys
 from typing import Any
 
 from dcc.errors import DccError
-from dcc.ops.base import P, RunContext
+from dcc.ops.base import HelperCode, P, RunContext
 from dcc.ops.models import GenerationConfig
 from dcc.ops.prompted import UsesModel
 from dcc.ops.rouge import UsesRouge
@@ -36,17 +34,17 @@ class SynthesisError(DccError):
 
 
 def derive_seed(*parts: Any) -> int:
-    """A 31-bit seed from the recipe's seed and whatever distinguishes a request (a round, a
-    row): stable across processes and machines, and small enough for any server's `seed`.
+    """The seed of a request distinguished by `parts`: the recipe's seed and a round, a
+    row (`dcc.ops.models.memo.request_seed` of the list of parts).
 
     >>> derive_seed(0, "round", 1) == derive_seed(0, "round", 1)
     True
     >>> derive_seed(0, "round", 1) != derive_seed(0, "round", 2)
     True
     """
-    from dcc.cache.hashing import canonical_bytes, digest
+    from dcc.ops.models.memo import request_seed
 
-    return int(digest(canonical_bytes(list(parts)))[:8], 16) & 0x7FFFFFFF
+    return request_seed(list(parts))
 
 
 def sampling(temperature: float, top_p: float, max_tokens: int, *,
@@ -67,10 +65,11 @@ def count(ctx: RunContext, name: str, n: int = 1) -> None:
         ctx.stats[name] = ctx.stats.get(name, 0) + n
 
 
-class Generator(UsesModel, UsesRouge):
+class Generator(HelperCode, UsesModel, UsesRouge):
     """Base of the model-calling generators: settings to a `GenerationConfig`, and a code
-    fingerprint that includes the helper modules (parsers, filters, ROUGE-L) whose changes
-    change outputs, and their whole own module (prompt templates, module-level parsers)."""
+    fingerprint (`HelperCode`) that includes the helper modules (parsers, filters, ROUGE-L)
+    whose changes change outputs, and their whole own module (prompt templates, module-level
+    parsers)."""
 
     p: dict[str, Any]
 
@@ -81,21 +80,8 @@ class Generator(UsesModel, UsesRouge):
                                 top_p=self.p[f"{prefix}top_p"], n=n, seed=seed, stop=stop)
 
     @classmethod
-    def code_source(cls) -> str:
-        return module_code(super().code_source(),  # type: ignore[misc]
-                           (*HELPER_MODULES, cls.__module__))
-
-
-def module_code(class_code: str, modules: tuple[str, ...]) -> str:
-    """An operator's class source plus the whole source of `modules`: the engine fingerprints
-    class sources only, and these modules' functions decide outputs too."""
-    parts = [class_code]
-    for name in modules:
-        try:
-            parts.append(inspect.getsource(sys.modules[name]))
-        except (KeyError, OSError, TypeError):
-            parts.append(name)
-    return "\n".join(parts)
+    def code_helpers(cls) -> tuple[str, ...]:
+        return (*HELPER_MODULES, cls.__module__)
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -224,6 +210,6 @@ def _adds_bos(tokenizer: Any) -> bool:
     return bool(ids) and ids[0] == getattr(tokenizer, "bos_token_id", None)
 
 
-__all__ = ["Generator", "module_code", "STOP_WORDS", "SynthesisError", "clean_generated", "count",
+__all__ = ["Generator", "STOP_WORDS", "SynthesisError", "clean_generated", "count",
            "derive_seed", "has_word", "numbered_items", "one_line", "only_stop_words",
            "sampling", "split_chat_template"]

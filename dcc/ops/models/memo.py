@@ -27,6 +27,22 @@ from dcc.ops.models.pool import ask_model
 BATCH = 64  # requests sent (and committed to the memo) at a time
 
 
+def request_seed(payload: Any) -> int:
+    """The one derivation of a request's seed: a 31-bit hash of what makes the request
+    distinct (the recipe's seed with a round, a row or a sample index), stable across
+    processes and machines, and small enough for any server's `seed`. The generators
+    (`textgen.derive_seed`) and the distill operators (`teacher.sample_seed`) both use it.
+
+    >>> request_seed([0, "round", 1]) == request_seed([0, "round", 1])
+    True
+    >>> request_seed([0, "round", 1]) != request_seed([0, "round", 2])
+    True
+    >>> 0 <= request_seed({"seed": 0, "sample": 3}) < 2 ** 31
+    True
+    """
+    return int(digest(canonical_bytes(payload))[:8], 16) & 0x7FFFFFFF
+
+
 def request_hash(identity: str, prompt: Prompt, config: GenerationConfig) -> str:
     """The memo key of one generation request.
 
@@ -124,4 +140,4 @@ def embed(ctx: Any, backend: Any, texts: Sequence[str]) -> Any:
     return np.stack([found[t] for t in texts])
 
 
-__all__ = ["BATCH", "EMBED_BATCH", "embed", "generate", "request_hash"]
+__all__ = ["BATCH", "EMBED_BATCH", "embed", "generate", "request_hash", "request_seed"]
