@@ -492,7 +492,7 @@ class Builder:
             self._run_batched([node], [res], None)
             return res
         lazy = self._lazy_input(node)
-        if lazy is not None and self._rowwise(node):
+        if lazy is not None and (self._rowwise(node) or self._selects_streamed(node)):
             self._run_batched([node], [res], lazy)
             return res
         inputs = self._input_tables(node)
@@ -614,9 +614,15 @@ class Builder:
         return ((isinstance(op, Filter) and type(op).run is Filter.run)
                 or (isinstance(op, Map) and type(op).run is Map.run))
 
+    def _selects_streamed(self, node: Node) -> bool:
+        """A dataset operator that can pick its rows from batches (stored as a view)."""
+        return (self.views and isinstance(node.op, DatasetOp)
+                and node.op.streams_selection())
+
     def _run_batched(self, nodes: list[Node], results: list[NodeResult],
                      lazy: LazyTable | None) -> None:
-        """Run a source (lazy None) or a row-wise stage over a lazy table, batch by batch."""
+        """Run a source (lazy None), a row-wise stage or a streamed row selection over a lazy
+        table, batch by batch."""
         from dcc.engine import streaming
 
         last, node = results[-1], nodes[-1]
@@ -628,6 +634,9 @@ class Builder:
             if lazy is None:
                 out = streaming.run_source(self.store, node.op, ctx, self.verified)
                 counts, rows_in = [out.rows], out.rows
+            elif self._selects_streamed(node):
+                out = streaming.run_selection(self.store, node.op, lazy, ctx, self.verified)
+                counts, rows_in = [out.rows], lazy.rows
             else:
                 out, counts = streaming.run_rowwise(self.store, nodes, lazy, self.views,
                                                     self.verified)

@@ -42,8 +42,7 @@ def write_exports(program: Program, store: DiskStore, results: dict[str, Any],
                   batches: Callable[[str], tuple[dict[str, Any], Iterable[pl.DataFrame]] | None]
                   = lambda node: None) -> list[ExportResult]:
     """Write every export whose file is not fresh. `batches(node)` gives (schema, batches) of
-    a table too large to load; .jsonl and .csv exports of it are written batch by batch,
-    other formats load it whole."""
+    a table too large to load, which is then written batch by batch."""
     out = []
     if not dry_run:
         for folder in sorted({str(Path(e.path).parent) for e in program.exports}):
@@ -57,9 +56,9 @@ def write_exports(program: Program, store: DiskStore, results: dict[str, Any],
         if fresh is not None or dry_run or res.content is None:
             out.append(ExportResult(node_name, exp.display, res.rows_out, fresh, False))
             continue
-        from dcc.ops.sinks import STREAMED, format_for, write_export, write_export_batches
+        from dcc.ops.sinks import write_export, write_export_batches
 
-        lazy = batches(exp.node) if format_for(exp.path) in STREAMED else None
+        lazy = batches(exp.node)
         df = table(exp.node) if lazy is None else None
         with store.lock(digest(canonical_bytes({"export": exp.path}))):
             fresh = _fresh(exp.path, res.content, store)  # another build may have written it

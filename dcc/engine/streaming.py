@@ -4,10 +4,12 @@ A source file larger than the budget (`memory_budget()`: DCC_MEMORY_BUDGET, defa
 of physical memory) is not loaded: its reader's batches (`load_batches`) are written straight
 into the store as a multi-batch Arrow IPC table, and the node's table stays on disk as a
 `LazyTable`. A consumer that works row by row (a fused stage of filters and maps, a single
-Filter or Map, an export to .jsonl or .csv) reads such a table batch by batch and writes its
+Filter or Map, an export in any format) reads such a table batch by batch and writes its
 own output the same way: a view (row positions: 8 bytes a kept row while it runs) when it only
-drops rows, else a table written batch by batch. Any other consumer (dedup, sampling, a model
-operator, a combinator, exports to other formats) loads the whole table, as for a small one.
+drops rows, else a table written batch by batch. A dataset operator that answers
+`select_rows_streamed` (sampling; exact dedup, 16 bytes a row) is stored as a view too. Any
+other consumer (near-duplicate dedup, a model operator, a combinator) loads the whole table, as
+for a small one.
 
 Nothing here maps a whole file: a mapping the size of the data counts against an address-space
 limit as much as memory does. Stored bytes depend on the batch boundaries, which are fixed by
@@ -280,6 +282,22 @@ def run_rowwise(store: DiskStore, nodes: list[Any], source: LazyTable, views: bo
     return LazyTable(content, n_rows, schema, Origin(content, n_rows, base_schema=schema)), counts
 
 
+def run_selection(store: DiskStore, op: Any, source: LazyTable, ctx: Any,
+                  verified: set[str]) -> LazyTable:
+    """Run a dataset operator that keeps a subset of its rows (`select_rows_streamed`) over a
+    lazy table: stored as a view of the rows it keeps."""
+    from dcc.engine.artifacts import Derivation, write_view
+    from dcc.engine.build import _check_rows
+
+    rows = op.select_rows_streamed(lambda: read_batches(store, source.content, verified),
+                                   source.rows, ctx)
+
+    rows = _check_rows(rows, source.rows, op.name)
+    origin = source.origin.derive(Derivation(rows))
+    content = write_view(store, origin)
+    return LazyTable(content, len(rows), source.schema, origin)
+
+
 def stored_lazy(store: DiskStore, content: str, rows: int, budget: int) -> LazyTable | None:
     """A stored table or view to read batch by batch, when its (base) table is larger than
     `budget`; None when it is small or a patch (those are loaded whole)."""
@@ -313,5 +331,6 @@ def stored_lazy(store: DiskStore, content: str, rows: int, budget: int) -> LazyT
         return None  # unreadable: the whole-table path reports and rebuilds it
 
 
-__all__ = ["LazyTable", "memory_budget", "read_batches", "run_rowwise", "run_source",
+__all__ = ["LazyTable", "memory_budget", "read_batches", "run_rowwise", "run_selection",
+           "run_source",
            "source_size", "stored_lazy", "write_batches"]

@@ -29,6 +29,8 @@ from dcc.ops.params import REQUIRED, P, check_value, coerce
 from dcc.schema import Schema
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import numpy as np
     import polars as pl
 
@@ -268,6 +270,18 @@ class DatasetOp(Op):
         (strictly increasing) instead; the engine then takes those rows itself and stores a
         small row-selection artifact. None (the default): the engine calls run()."""
         return None
+
+    def streams_selection(self) -> bool:
+        """Whether select_rows_streamed answers for these parameters."""
+        return type(self).select_rows_streamed is not DatasetOp.select_rows_streamed
+
+    def select_rows_streamed(self, batches: Callable[[], Iterator[pl.DataFrame]], rows: int,
+                             ctx: RunContext) -> np.ndarray:
+        """Optional, for an input larger than memory: the same positions as select_rows,
+        from `batches()` (each call starts a new pass over the input's batches, in order)
+        and the row count, holding far less than the rows themselves. Operators that do not
+        define it (or whose streams_selection() is false) get their input loaded whole."""
+        raise NotImplementedError(f"{self.name} does not select rows from batches")
 
 
 ANNOTATE = "none"  # keep="none": a scorer writes its score column and drops no row

@@ -18,6 +18,8 @@ from dcc.ops import register
 from dcc.ops.base import CountOrFraction, DatasetOp, Filter, MinMaxBounds, P, RunContext
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     import numpy as np
     import polars as pl
 
@@ -174,6 +176,10 @@ class SelectRegex(Filter):
         found = pl.col(self.p["field"]).str.contains(pattern)
         found = found.fill_null(pl.lit("").str.contains(pattern))
         return found if self.p["keep"] else ~found
+
+
+# Two seeds of polars' row hash: a 128-bit key per row for streamed exact dedup.
+_HASH_SEEDS = (0x6463632D65786163, 0x9E3779B97F4A7C15)
 
 
 def _keep_rows(df: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
@@ -384,6 +390,36 @@ class SelectDedup(DatasetOp):
         ctx.stats["duplicates"] = df.height - len(rows)
         return rows
 
+    def streams_selection(self) -> bool:
+        return self.p["method"] == "exact"
+
+    def select_rows_streamed(self, batches: Callable[[], Iterator[pl.DataFrame]], rows: int,
+                             ctx: RunContext) -> np.ndarray:
+        """exact, on an input larger than memory: 16 bytes a row instead of the rows. Each
+        row's key (normalized as in select_rows) is hashed twice with independent seeds by
+        polars, batch by batch; a row is kept when its 128-bit pair is the first of its
+        kind. Unlike the in-memory path, equal hashes are not re-checked value by value (that
+        would need the keys of every repeated row): two different keys are merged only if
+        both 64-bit hashes collide, odds below n^2 / 2^129 (about 1e-21 for a billion rows).
+        Near-duplicate methods load the input whole."""
+        import numpy as np
+
+        parts = []
+        for df in batches():
+            keys = df.select([k.alias(f"k{i}") for i, k in enumerate(self._key(df))])
+            pair = np.empty((keys.height, 2), dtype=np.uint64)
+            for j, seed in enumerate(_HASH_SEEDS):
+                pair[:, j] = keys.hash_rows(seed).to_numpy()
+            parts.append(pair)
+        hashes = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.uint64)
+        if len(hashes) != rows:
+            raise ValueError(f"select.dedup read {len(hashes)} rows of an input of {rows}")
+        _, first = np.unique(np.ascontiguousarray(hashes).view("V16").ravel(),
+                             return_index=True)
+        kept = np.sort(first)
+        ctx.stats["duplicates"] = rows - len(kept)
+        return kept
+
     @staticmethod
     def _first_distinct(keys: pl.DataFrame) -> pl.Series:
         """True where a row's key tuple is the first of its kind: grouped by a row hash, then
@@ -450,5 +486,15 @@ class SelectSample(CountOrFraction, DatasetOp):
         """The kept rows' positions, sorted (the engine stores them, not a copy)."""
         import numpy as np
 
+        return self._positions(df.height)
+
+    def select_rows_streamed(self, batches: Callable[[], Iterator[pl.DataFrame]], rows: int,
+                             ctx: RunContext) -> np.ndarray:
+        """Which rows depends on the row count alone: the input is never read."""
+        return self._positions(rows)
+
+    def _positions(self, rows: int) -> np.ndarray:
+        import numpy as np
+
         rng = np.random.default_rng(self.p["seed"])
-        return np.sort(rng.choice(df.height, size=self.size(df.height), replace=False))
+        return np.sort(rng.choice(rows, size=self.size(rows), replace=False))

@@ -5,8 +5,9 @@ unknown one) is a folder in the layout of Hugging Face `Dataset.save_to_disk` (A
 `load.disk` and `datasets.load_from_disk` read back. Not an operator: the engine calls
 `write_export` for each export.
 
-Identical data gives identical bytes, in any process: every writer works on a rechunked
-frame with fixed batch and row-group sizes, nothing embeds a time, and the folder's
+Identical data gives identical bytes, in any process and however the rows arrive: every writer
+takes batches (a table larger than memory is exported one batch at a time) and cuts row groups
+and record batches at fixed row counts, nothing embeds a time, and the folder's
 `_fingerprint` (random in `datasets`) is a hash of the Arrow file. Every write goes through
 `dcc.cache.atomic` (a `.dcc-tmp-<pid>-...` name beside the destination, fsync, rename).
 """
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dcc.cache.atomic import atomic_dir, atomic_file
 from dcc.errors import DataError
@@ -30,6 +31,7 @@ FORMATS = {".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".csv": "c
 HF_DATA_FILE = "data-00000-of-00001.arrow"
 ARROW_BATCH_ROWS = 1000  # datasets' default writer batch size
 PARQUET_ROW_GROUP = 100_000
+HF_CANONICAL_ROWS = 100 * ARROW_BATCH_ROWS
 
 
 def format_for(path: str | Path) -> str:
@@ -43,68 +45,109 @@ def format_for(path: str | Path) -> str:
 
 def write_export(df: pl.DataFrame, path: Path) -> None:
     """Write `df` to `path` in the format its extension names, atomically."""
-    path = Path(path)
-    fmt = format_for(path)
-    df = df.rechunk()
-    if fmt == "arrow":
-        _check_replaceable_dir(path)
-        with atomic_dir(path) as tmp:
-            _write_hf_dir(df, tmp)
-        return
-    with atomic_file(path) as tmp:
-        {"jsonl": _write_jsonl, "json": _write_json, "parquet": _write_parquet,
-         "csv": _write_csv}[fmt](df, tmp)
-
-
-STREAMED = ("jsonl", "csv")  # formats write_export_batches writes without the whole table
+    write_export_batches(dict(df.schema), [df], path)
 
 
 def write_export_batches(schema: dict[str, Any], batches: Iterable[pl.DataFrame],
                          path: Path) -> None:
-    """Write batches (of a table too large to hold) to `path` as write_export would write
-    their concatenation: the same bytes, atomically. Only for .jsonl and .csv paths."""
-    import polars as pl
+    """Write the concatenation of `batches` (polars `schema`) to `path`, atomically, holding
+    one batch (or one row group) at a time: a table larger than memory exports to any format.
 
+    The bytes depend only on the rows, never on how they were cut into batches: JSON Lines,
+    JSON and CSV are written row by row, Parquet row groups and Arrow record batches are cut
+    at fixed row counts, so a streamed export equals one written from the whole table."""
     path = Path(path)
     fmt = format_for(path)
-    if fmt not in STREAMED:
-        raise ValueError(f"{path}: {fmt} exports are written from a whole table")
+    if fmt == "arrow":
+        _check_replaceable_dir(path)
+        with atomic_dir(path) as tmp:
+            _write_hf_dir(schema, batches, tmp)
+        return
+    writer = {"jsonl": _write_jsonl, "json": _write_json, "parquet": _write_parquet,
+              "csv": _write_csv}[fmt]
     with atomic_file(path) as tmp, open(tmp, "wb") as f:
-        first = True
-        for df in batches:
-            if not df.height:
-                continue
-            if fmt == "jsonl":
-                df.write_ndjson(f)
-            else:
-                _csv_ready(df).write_csv(f, include_header=first)
-            first = False
-        if first and fmt == "csv":
-            _csv_ready(pl.DataFrame(schema=schema)).write_csv(f)
+        writer(schema, batches, f)
 
 
-def _write_jsonl(df: pl.DataFrame, path: Path) -> None:
+def _write_jsonl(schema: dict[str, Any], batches: Iterable[pl.DataFrame], f: BinaryIO) -> None:
     """One JSON object per line, keys in column order, UTF-8 with non-ASCII kept, nulls as
     null (NaN and infinities too: JSON has no such numbers)."""
-    df.write_ndjson(path)
+    for df in batches:
+        if df.height:
+            df.write_ndjson(f)
 
 
-def _write_json(df: pl.DataFrame, path: Path) -> None:
-    """A JSON array with one object per line: "[\\n{...},\\n{...}\\n]\\n" ("[]\\n" if empty)."""
-    rows = df.write_ndjson().splitlines() if df.height else []
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write("[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n")
+def _write_json(schema: dict[str, Any], batches: Iterable[pl.DataFrame], f: BinaryIO) -> None:
+    """A JSON array with one object per line: "[\\n{...},\\n{...}\\n]\\n" ("[]\\n" if
+    empty). A JSON Lines row holds no raw newline (JSON escapes them), so the rows of a batch
+    are separated by turning its line ends into ",\\n"."""
+    first = True
+    for df in batches:
+        if not df.height:
+            continue
+        f.write(b"[\n" if first else b",\n")
+        f.write(df.write_ndjson().encode("utf-8")[:-1].replace(b"\n", b",\n"))
+        first = False
+    f.write(b"[]\n" if first else b"\n]\n")
 
 
-def _write_parquet(df: pl.DataFrame, path: Path) -> None:
-    df.write_parquet(path, compression="zstd", compression_level=3, statistics=True,
-                     row_group_size=PARQUET_ROW_GROUP)
+def _write_parquet(schema: dict[str, Any], batches: Iterable[pl.DataFrame],
+                   f: BinaryIO) -> None:
+    """zstd level 3 with statistics, one row group per PARQUET_ROW_GROUP rows."""
+    import pyarrow.parquet as pq
+
+    arrow_schema = _arrow(_empty(schema)).schema
+    with pq.ParquetWriter(f, arrow_schema, compression="zstd", compression_level=3,
+                          write_statistics=True) as writer:
+        for group in _rebatched(batches, PARQUET_ROW_GROUP):
+            writer.write_table(_arrow(group), row_group_size=PARQUET_ROW_GROUP)
 
 
-def _write_csv(df: pl.DataFrame, path: Path) -> None:
+def _write_csv(schema: dict[str, Any], batches: Iterable[pl.DataFrame], f: BinaryIO) -> None:
     """A header row, then one line per row; nulls are empty fields; list and struct values are
     written as JSON text (CSV has no nested values)."""
-    _csv_ready(df).write_csv(path)
+    header = True
+    for df in batches:
+        if df.height:
+            _csv_ready(df).write_csv(f, include_header=header)
+            header = False
+    if header:
+        _csv_ready(_empty(schema)).write_csv(f)
+
+
+def _empty(schema: dict[str, Any]) -> pl.DataFrame:
+    import polars as pl
+
+    return pl.DataFrame(schema=schema)
+
+
+def _arrow(df: pl.DataFrame) -> pa.Table:
+    """Arrow with the oldest compatible types (large_string rather than string views), which
+    every Parquet and `datasets` reader knows."""
+    import polars as pl
+
+    return df.to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
+def _rebatched(batches: Iterable[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:
+    """The rows of `batches`, cut into frames of exactly `rows` rows (the last one shorter):
+    what a writer that cuts at fixed row counts needs to give the same bytes for any
+    batching of the same rows."""
+    import polars as pl
+
+    held: list[pl.DataFrame] = []
+    count = 0
+    for df in batches:
+        while df.height:
+            take = min(rows - count, df.height)
+            held.append(df.slice(0, take))
+            count += take
+            df = df.slice(take)
+            if count == rows:
+                yield pl.concat(held, rechunk=True)
+                held, count = [], 0
+    if count:
+        yield pl.concat(held, rechunk=True)
 
 
 def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:
@@ -133,18 +176,22 @@ def _check_replaceable_dir(path: Path) -> None:
                     f"exports a dataset folder (choose another path or add .jsonl/.parquet)")
 
 
-def _write_hf_dir(df: pl.DataFrame, folder: Path) -> None:
-    """The files `Dataset.save_to_disk` writes for one shard, with a content fingerprint."""
+def _write_hf_dir(schema: dict[str, Any], batches: Iterable[pl.DataFrame],
+                  folder: Path) -> None:
+    """The files `Dataset.save_to_disk` writes for one shard, with a content fingerprint.
+    Record batches of ARROW_BATCH_ROWS rows, canonicalized HF_CANONICAL_ROWS rows at a time
+    (a multiple of the batch size, so the cuts fall where the whole table's would)."""
     import datasets
-    import polars as pl
     import pyarrow as pa
 
-    table = _canonical(df.to_arrow(compat_level=pl.CompatLevel.oldest()))
-    features = datasets.Features.from_arrow_schema(table.schema)
-    table = table.replace_schema_metadata(features.arrow_schema.metadata)
+    arrow_schema = _canonical(_arrow(_empty(schema))).schema
+    features = datasets.Features.from_arrow_schema(arrow_schema)
+    arrow_schema = arrow_schema.with_metadata(features.arrow_schema.metadata)
     data = folder / HF_DATA_FILE
-    with pa.OSFile(str(data), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table, max_chunksize=ARROW_BATCH_ROWS)
+    with pa.OSFile(str(data), "wb") as sink, pa.ipc.new_stream(sink, arrow_schema) as writer:
+        for part in _rebatched(batches, HF_CANONICAL_ROWS):
+            table = _canonical(_arrow(part)).replace_schema_metadata(arrow_schema.metadata)
+            writer.write_table(table, max_chunksize=ARROW_BATCH_ROWS)
     state: dict[str, Any] = {
         "_data_files": [{"filename": HF_DATA_FILE}],
         "_fingerprint": _sha256(data)[:16],

@@ -39,17 +39,24 @@ sized = src | select.length(field="output", min=20) | select.words(field="instru
 tidy = sized | rewrite.normalize(fields=["instruction"]) | select.words(field="output", max=30)
 plain = tidy | select.regex(field="instruction", pattern=r"\\?$", keep=false)
 uniq = plain | select.dedup(fields=["output"])
+loose = plain | select.dedup(fields=["tags"], normalize=true)
+picked = uniq | select.sample(fraction=0.5, seed=3)
 pqs = pq | select.length(field="output", min=100)
 export sized to "out/sized.jsonl"
 export tidy to "out/tidy.csv"
 export plain to "out/plain.jsonl"
 export plain to "out/plain.parquet"
+export plain to "out/plain.json"
+export plain to "out/plain_hf"
 export uniq to "out/uniq.jsonl"
+export loose to "out/loose.jsonl"
+export picked to "out/picked.parquet"
 export pqs to "out/pqs.jsonl"
 """
 
 EXPORTS = ("out/sized.jsonl", "out/tidy.csv", "out/plain.jsonl", "out/plain.parquet",
-           "out/uniq.jsonl", "out/pqs.jsonl")
+           "out/plain.json", "out/plain_hf", "out/uniq.jsonl", "out/loose.jsonl",
+           "out/picked.parquet", "out/pqs.jsonl")
 
 
 @pytest.fixture
@@ -91,8 +98,10 @@ def test_streamed_and_loaded_builds_write_the_same_exports(
     loaded_proj = fill(make_project("loaded"))
     loaded = run_build(loaded_proj, budget=None)
     assert project.snapshot(*EXPORTS) == loaded_proj.snapshot(*EXPORTS)
-    for name in ("src", "sized", "tidy", "plain", "uniq", "pq", "pqs"):
+    for name in ("src", "sized", "tidy", "plain", "uniq", "loose", "picked", "pq", "pqs"):
         assert res(streamed, name).rows_out == res(loaded, name).rows_out, name
+    assert res(streamed, "loose").stats["duplicates"] == res(loaded, "loose").stats["duplicates"]
+    assert 0 < res(streamed, "loose").rows_out < res(streamed, "plain").rows_out
     with DiskStore(project.cache) as store:
         # the source table was written batch by batch; filters over it are views
         import pyarrow as pa
@@ -100,7 +109,7 @@ def test_streamed_and_loaded_builds_write_the_same_exports(
 
         with pa.memory_map(str(store.object_path(res(streamed, "src").content))) as f:
             assert ipc.open_file(f).num_record_batches > 3
-        for name in ("sized", "plain", "pqs"):
+        for name in ("sized", "plain", "pqs", "uniq", "loose", "picked"):
             path = store.object_path(res(streamed, name).content)
             assert path.read_bytes()[:8] == VIEW_MAGIC, name
 
