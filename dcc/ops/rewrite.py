@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 # Control (Cc) and format (Cf) characters except tab and newline; a Rust-regex class
 # difference, so the whole step is one vectorized replace.
 _CONTROL = r"[\p{Cc}\p{Cf}--[\t\n]]"
+# A run of spaces and tabs that is not already one space: a tab and what follows it, or a
+# space and at least one more. Same result as replacing every `[ \t]+` by " ", but a single
+# space (most of them) is not matched and rewritten: 10x faster on ordinary text.
+_BLANKS = r"\t[ \t]*| [ \t]+"
 
 
 @register
@@ -85,15 +89,31 @@ class RewriteNormalize(Map):
         import polars as pl
 
         return [
-            _unmojibake(pl.col(f), self.p["fix_mojibake"]).str.normalize("NFKC")
+            _nfkc(_unmojibake(pl.col(f), self.p["fix_mojibake"]))
             .str.replace_all(_CONTROL, "")
-            .str.replace_all(r"[ \t]+", " ")
+            .str.replace_all(_BLANKS, " ")
             .str.replace_all(" \n", "\n", literal=True)
             .str.replace_all(r"\n{3,}", "\n\n")
             .str.strip_chars()
             .alias(f)
             for f in self.p["fields"]
         ]
+
+
+def _nfkc(col: pl.Expr) -> pl.Expr:
+    """Unicode NFKC of `col`, computed only for values with a non-ASCII character: ASCII text
+    is already in NFKC, and polars' NFKC costs as much on it as on any other (10x the rest of
+    this step on the benchmark's English text). Vectorized: one mask and one gather per batch."""
+    import polars as pl
+
+    return col.map_batches(_nfkc_batch, return_dtype=pl.String, is_elementwise=True)
+
+
+def _nfkc_batch(values: pl.Series) -> pl.Series:
+    rows = values.str.contains(r"[^\x00-\x7F]").fill_null(False).arg_true()
+    if rows.len() == 0:
+        return values
+    return values.clone().scatter(rows, values.gather(rows).str.normalize("NFKC"))
 
 
 def _unmojibake(col: pl.Expr, on: bool) -> pl.Expr:
