@@ -277,7 +277,11 @@ class Resolver:
         cands = [*mod.bindings, *mod.params, *mod.pipelines, *scope.args]
         for alias, sub in mod.imports.items():
             cands += [f"{alias}.{n}" for n in [*sub.bindings, *sub.params, *sub.pipelines]]
-        return self.fail(span, f"unknown name '{name}'", did_you_mean(name, cands))
+        hint = did_you_mean(name, cands)
+        if name in ("none", "None") and not hint:  # keep=none: the annotate-only form
+            hint = ('recipes have no none: write keep="none" (a string) to only write a '
+                    'score, or null for "not given"')
+        return self.fail(span, f"unknown name '{name}'", hint)
 
     def _is_broken(self, name: str, mod: Module) -> bool:
         """Whether `name` (or the import it goes through) has a definition that did not parse."""

@@ -320,8 +320,9 @@ class MinMaxBounds:
             given = "min" if lo is not None else "max"
             return [("keep", f"give keep=\"none\" (annotate only) or '{given}', not both")]
         if lo is None and hi is None and not self.annotates():
-            return [(None, "give 'min', 'max' or both (with neither every row is kept), "
-                           "or keep=\"none\" to only write the score")]
+            scorer = self.spec("keep") is not None  # type: ignore[attr-defined]
+            return [(None, "give 'min', 'max' or both (with neither every row is kept)"
+                           + (", or keep=\"none\" to only write the score" if scorer else ""))]
         plain = not isinstance(lo, dict) and not isinstance(hi, dict)
         if lo is not None and hi is not None and plain and lo > hi:
             return [("max", f"'max' must be >= 'min' (got min={lo}, max={hi})")]

@@ -121,3 +121,13 @@ def test_annotate_then_filter_in_a_recipe(recipe_dir: Callable[..., Path],
     assert [r["t"] for r in scored] == TEXTS
     assert [r["t"] for r in clean] == [r["t"] for r in scored if r["_alnum_ratio"] >= 0.5]
     assert 0 < len(clean) < len(scored)
+
+
+def test_a_bare_none_points_at_the_string(recipe_dir: Callable[..., Path],
+                                          run_cli: Callable) -> None:
+    recipe = ('recipe r\nrows = load.jsonl("rows.jsonl")\n'
+              'x = rows | select.alnum_ratio(field="t", keep=none)\nexport x to "x.jsonl"\n')
+    folder = recipe_dir({"r.recipe": recipe, "rows.jsonl": [{"t": "a"}]})
+    code, out, err = run_cli("check", "r.recipe", cwd=folder)
+    assert code == 1 and "r.recipe:3:47: error: unknown name 'none'" in err
+    assert 'write keep="none" (a string) to only write a score' in err
