@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     import polars as pl
 
 _ROW = "__dcc_row"
+# Makes the executor of a build from its store, event callback and options.
+ExecutorFactory = Callable[[DiskStore, Callable[[ev.Event], None], dict[str, Any]],
+                           LocalExecutor]
 # Tables at least this large (polars' estimate) are written by the background writer.
 BACKGROUND_MIN = 32 << 20
 # Seconds a source's file hashes may take before the source is parsed meanwhile.
@@ -113,7 +116,8 @@ class Builder:
                  on_event: Callable[[ev.Event], None] | None = None,
                  options: dict[str, Any] | None = None, remote: RemoteCache | None = None,
                  pull: bool = False,
-                 on_result: Callable[[Node, NodeResult], None] | None = None) -> None:
+                 on_result: Callable[[Node, NodeResult], None] | None = None,
+                 executor: ExecutorFactory | None = None) -> None:
         self.program = program
         # Called with each node's result as soon as it is known (ran or cached), before any
         # consumer runs: `--locked` checks a node's keep bounds here (dcc.engine.lockfile).
@@ -123,7 +127,8 @@ class Builder:
         self.resample = set(resample)
         self.dry_run = dry_run
         self.emit = on_event or (lambda e: None)
-        self.executor = LocalExecutor(store, self.emit, options or {})
+        # Where each node's work runs (keys, records and artifacts are made here either way).
+        self.executor = (executor or LocalExecutor)(store, self.emit, options or {})
         self.results: dict[str, NodeResult] = {}
         self.tables: dict[str, pl.DataFrame] = {}
         # Where each in-memory table's rows live in the store (a base table and a row
@@ -342,8 +347,6 @@ class Builder:
         self.emit(ev.NodeCached(nodes[-1].name, nodes[-1].op_name, record.rows, remote))
 
     def _run_stage(self, nodes: list[Node], results: list[NodeResult]) -> None:
-        from dcc.engine.stages import run_stage
-
         last = results[-1]
         lazy = self._lazy_input(nodes[0])
         if lazy is not None:
@@ -354,7 +357,7 @@ class Builder:
         self.emit(ev.NodeStarted(nodes[-1].name, label, df_in.height))
         t0 = time.perf_counter()
         try:
-            df, counts, derivation = run_stage(nodes, df_in, with_rows=self.views)
+            df, counts, derivation = self.executor.run_stage(nodes, df_in, self.views)
         except Exception as e:  # name the stage's nodes: any of them may be the culprit
             names = ", ".join(n.name for n in nodes)
             msg = f"{type(e).__name__}: {e} (in the fused stage {names})"
@@ -540,18 +543,18 @@ class Builder:
         the input, so it can be stored as a view or patch (None otherwise)."""
         op = node.op
         if self.views and len(inputs) == 1 and len(node.inputs) == 1:
-            from dcc.engine.stages import run_stage, written_columns
+            from dcc.engine.stages import written_columns
 
             df = inputs[0]
             if (((isinstance(op, Filter) and type(op).run is Filter.run)
                     or (isinstance(op, Map) and type(op).run is Map.run))
                     and written_columns([node], []) is not None):
                 ctx = self.executor.context(node)
-                out, _, derivation = run_stage([node], df, with_rows=True)
+                out, _, derivation = self.executor.run_stage([node], df, True)
                 return out, ctx, derivation
             if isinstance(op, DatasetOp) and type(op).select_rows is not DatasetOp.select_rows:
                 ctx = self.executor.context(node)
-                rows = op.select_rows(df, ctx)
+                rows = self.executor.select_rows(node, df, ctx)
                 if rows is not None:
                     rows = _check_rows(rows, df.height, op.name)
                     return take_rows(df, rows), ctx, Derivation(rows)

@@ -1,6 +1,18 @@
-"""The local executor: runs one node's operator on its input tables in this process.
+"""The executor interface, and the local executor: where and how one node's work runs.
 
 Operators never know where they run; the executor hands them tables and a `RunContext`.
+The build engine (dcc.engine.build) owns everything else: keys, cache lookups, records,
+views and stored artifacts, so every executor produces the same keys and the same bytes. An
+executor decides only how four kinds of work are computed:
+
+* `execute`      one node's operator on its input tables (sources, dataset operators,
+                 combinators; row-wise Python operators through `process_batches`);
+* `run_stage`    a fused chain of filters and maps (or one of them) over a table;
+* `select_rows`  the kept rows of a dataset operator that selects rows (dedup, sample);
+* `process_batches`  a row-wise Python operator's batches of new rows (model calls).
+
+`LocalExecutor` does all four in this process; `dcc.engine.ray_executor.RayExecutor`
+overrides the last three to run them on a Ray cluster (docs/executors.md).
 Row-wise Python operators (model calls) go through the row memo here: rows whose result is
 memoized are not sent to the operator, new results are committed batch by batch, so a build
 killed at 90% of such a node resumes at 90%, and a source that grows by 1% costs about 1%.
@@ -17,14 +29,23 @@ from dcc.cache.rowmemo import RowMemo, request_memo
 from dcc.cache.store import DiskStore
 from dcc.compiler.ir import Node
 from dcc.engine import events as ev
-from dcc.engine.rowwise import count_new_rows, run_rowpython
+from dcc.engine.rowwise import count_new_rows, process_here, run_rowpython
 from dcc.ops.base import KeepBest, RowPython, RunContext
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import numpy as np
     import polars as pl
+
+    from dcc.engine.artifacts import Derivation
 
 
 class LocalExecutor:
+    """Runs everything in this process."""
+
+    name = "local"
+
     def __init__(self, store: DiskStore, emit: Callable[[ev.Event], None],
                  options: dict[str, Any]) -> None:
         self.store = store
@@ -44,11 +65,32 @@ class LocalExecutor:
         ctx = self.context(node)
         if isinstance(node.op, RowPython):
             memo = RowMemo(self.store, parts.memo_key()) if parts and node.op.expensive else None
-            out = run_rowpython(node.op, inputs[0], ctx, memo)
+            out = run_rowpython(node.op, inputs[0], ctx, memo, self.process_batches)
             if isinstance(node.op, KeepBest):  # a top-k of every row's score: after all rows
                 out = node.op.select_kept(out, ctx)
             return out, ctx
         return node.op.run(inputs, ctx), ctx
+
+    def process_batches(self, op: RowPython, todo: pl.DataFrame,
+                        ctx: RunContext) -> Iterator[list[Any]]:
+        """The results for `todo`'s rows, one list per batch of MEMO_BATCH rows, in order (the
+        row memo is consulted before and committed after each batch by
+        dcc.engine.rowwise.run_rowpython, in this process)."""
+        return process_here(op, todo, ctx)
+
+    def run_stage(self, nodes: list[Node], df: pl.DataFrame, with_rows: bool
+                  ) -> tuple[pl.DataFrame, list[int], Derivation | None]:
+        """A fused chain of row-wise nodes over `df` (dcc.engine.stages.run_stage)."""
+        from dcc.engine.stages import run_stage
+
+        return run_stage(nodes, df, with_rows=with_rows)
+
+    def select_rows(self, node: Node, df: pl.DataFrame, ctx: RunContext) -> np.ndarray | None:
+        """The kept row positions of a row-selecting dataset operator (or None: run it)."""
+        return node.op.select_rows(df, ctx)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Release what the executor holds (nothing here)."""
 
     def count_new_rows(self, node: Node, parts: KeyParts,
                        inputs: list[pl.DataFrame]) -> int:

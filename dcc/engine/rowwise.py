@@ -14,7 +14,8 @@ just computed or read back, so a cold build and a rebuild type the same rows the
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 from dcc.cache.rowmemo import RowMemo
 from dcc.engine.rowkeys import row_keys
@@ -27,9 +28,33 @@ MEMO_BATCH = 64
 _NULL = b"null"
 
 
-def run_rowpython(op: RowPython, df: pl.DataFrame, ctx: RunContext,
-                  memo: RowMemo | None) -> pl.DataFrame:
-    """`op` over every row of `df`: memoized results reused, the others computed."""
+# Computes the results of `op` for the rows of a table (the rows the memo lacks), yielding
+# one list per batch of MEMO_BATCH consecutive rows, in order.
+BatchRunner = Callable[[RowPython, "pl.DataFrame", RunContext], Iterator[list[Any]]]
+
+
+def process_here(op: RowPython, todo: pl.DataFrame, ctx: RunContext) -> Iterator[list[Any]]:
+    """Run `op.process` on each batch of `todo`'s rows in this process, in order (the local
+    executor's way; the Ray executor sends the same batches to an actor pool)."""
+    for start in range(0, todo.height, MEMO_BATCH):
+        yield process_rows(op, todo.slice(start, MEMO_BATCH).to_dicts(), ctx)
+
+
+def process_rows(op: RowPython, rows: list[dict[str, Any]], ctx: RunContext) -> list[Any]:
+    """One batch through `op.process`, counting one model call per row for an expensive
+    operator that does not count its own."""
+    before = ctx.model_calls
+    out = op.process(rows, ctx)
+    if op.expensive and not ctx.calls_counted and ctx.model_calls == before:
+        # the operator does not count its calls: count one per row sent
+        ctx.model_calls += len(rows)
+    return out
+
+
+def run_rowpython(op: RowPython, df: pl.DataFrame, ctx: RunContext, memo: RowMemo | None,
+                  runner: BatchRunner = process_here) -> pl.DataFrame:
+    """`op` over every row of `df`: memoized results reused, the others computed by
+    `runner` batch by batch, each batch's results committed as it comes back."""
     hashes = row_keys(op, df)
     found: dict[bytes, Any] = memo.get_raw(set(hashes)) if memo is not None else {}
     todo: dict[bytes, int] = {}
@@ -37,14 +62,10 @@ def run_rowpython(op: RowPython, df: pl.DataFrame, ctx: RunContext,
         if h not in found and h not in todo:
             todo[h] = i
     pending = list(todo.items())
-    rows = df[[i for _, i in pending]].to_dicts() if pending else []
-    for start in range(0, len(pending), MEMO_BATCH):
+    rows = df[[i for _, i in pending]] if pending else df.head(0)
+    for k, out in enumerate(runner(op, rows, ctx) if pending else ()):
+        start = k * MEMO_BATCH
         chunk = pending[start:start + MEMO_BATCH]
-        before = ctx.model_calls
-        out = op.process(rows[start:start + len(chunk)], ctx)
-        if op.expensive and not ctx.calls_counted and ctx.model_calls == before:
-            # the operator does not count its calls: count one per row sent
-            ctx.model_calls += len(chunk)
         if len(out) != len(chunk):
             raise ValueError(f"{op.name}: process() returned {len(out)} results for "
                              f"{len(chunk)} rows (it must return one per row)")
@@ -113,4 +134,4 @@ def _attach(op: RowPython, df: pl.DataFrame, keep: list[bool],
     return kept.with_columns([res.get_column(c) for c in cols])
 
 
-__all__ = ["MEMO_BATCH", "count_new_rows", "run_rowpython"]
+__all__ = ["MEMO_BATCH", "BatchRunner", "count_new_rows", "process_here", "run_rowpython"]
