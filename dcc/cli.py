@@ -8,6 +8,7 @@ inside commands so that `dcc --help` and a no-op rebuild stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -132,7 +133,10 @@ def cli() -> None:
 @remote_opt
 @click.option("--target", default=None, help="Build one binding and what it needs.")
 @click.option("--no-optimize", is_flag=True, help="Skip the optimizer passes.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              help="Where the work runs: this process, or a Ray cluster (docs/executors.md).")
+@click.option("--ray-address", default=None, metavar="HOST:PORT",
+              help="With --executor ray: the cluster to use (default: start a local Ray).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--resample", multiple=True, metavar="NAME",
               help="Re-draw a stochastic node instead of replaying its recorded output.")
@@ -141,13 +145,12 @@ def cli() -> None:
 @click.option("--allow-write-outside", is_flag=True, help="Let exports leave the recipe's folder.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own code.")
 def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, remote_cache: str | None,
-          target: str | None,
-          no_optimize: bool, executor: str, as_json: bool, resample: tuple[str, ...],
-          locked: bool, out_dir: str | None, allow_write_outside: bool,
-          trust_remote_code: bool) -> None:
+          target: str | None, no_optimize: bool, executor: str, ray_address: str | None,
+          as_json: bool, resample: tuple[str, ...], locked: bool, out_dir: str | None,
+          allow_write_outside: bool, trust_remote_code: bool) -> None:
     """Build RECIPE's exports (or --target), recomputing only what changed."""
-    if executor == "ray":
-        raise UsageError("--executor ray is not available in this version; use --executor local")
+    if ray_address and executor != "ray":
+        raise UsageError("--ray-address applies to --executor ray only")
     store = _open_store(recipe, cache_dir)
     remote = _open_remote(remote_cache)
     program = _compile(recipe, sets, target=target, optimize=not no_optimize, out_dir=out_dir,
@@ -162,11 +165,17 @@ def build(recipe: str, sets: tuple[str, ...], cache_dir: str | None, remote_cach
         check_bounds = check_lock(program, store, recipe)
     from dcc.engine.progress import Progress
 
-    with Progress(enabled=not as_json) as progress:
+    with contextlib.ExitStack() as stack:
+        factory = None
+        if executor == "ray":  # Ray is imported (and started) only here
+            from dcc.engine.ray_executor import RaySession
+
+            factory = stack.enter_context(RaySession(ray_address)).executor
+        progress = stack.enter_context(Progress(enabled=not as_json))
         result = run_build(program, store, target=target, resample=resample,
                            on_event=progress.on_event,
                            options={"trust_remote_code": trust_remote_code}, remote=remote,
-                           on_result=check_bounds)
+                           on_result=check_bounds, executor=factory)
     _print_remote_warnings(remote)
     if as_json:
         click.echo(json.dumps(result.to_json()))

@@ -2,9 +2,12 @@
 
 An artifact is one of two things:
 
-* a table: one Arrow IPC file, written from a single rechunked batch without compression, so
-  the same table always gives the same bytes (and so the same content hash, which is what
-  early cutoff compares);
+* a table: one Arrow IPC file, written from a single rechunked batch without compression, text
+  as offset-based large_string (not polars' string views), so the same table always gives the
+  same bytes (and so the same content hash, which is what early cutoff compares) whatever
+  its memory layout: a string view's bytes say which buffer and offset holds its text, and
+  those differ between a table computed whole, one put together from pieces (the Ray
+  executor's blocks) and one read back, for the same values;
 * a view (a row-selection artifact): a node whose output is a subset of the rows of its input,
   in the same order, with the same columns and types (a filter, a stage of filters, an
   operator's `select_rows`), is stored as the content of a BASE table plus the selected row
@@ -129,22 +132,12 @@ class _Hasher(io.RawIOBase):
 
 def table_content(df: pl.DataFrame) -> tuple[str, Callable[[Any], None]] | None:
     """The content `write_table(df)` will store, computed without writing anything, and a
-    function that writes exactly those bytes to a file; None when hashing first costs about
-    as much as writing (a table that is not tight: see `_write_ipc`). For a tight table it is
-    one pass of hashing over buffers pyarrow hands out uncopied."""
-    import polars as pl
-
-    df = df.rechunk()
-    table = df.to_arrow(compat_level=pl.CompatLevel.newest())
-    if not _tight(df, table):
-        return None
+    function that writes exactly those bytes to a file (one pass of hashing over the
+    canonical table's buffers, which pyarrow hands out uncopied)."""
+    table = _canonical_arrow(df)
 
     def write(sink: Any) -> None:
-        import pyarrow as pa
-        import pyarrow.ipc as ipc
-
-        with ipc.new_file(pa.PythonFile(sink, mode="w"), table.schema) as writer:
-            writer.write_table(table)
+        _write_arrow(table, sink)
 
     sink = _Hasher()
     write(sink)
@@ -152,48 +145,26 @@ def table_content(df: pl.DataFrame) -> tuple[str, Callable[[Any], None]] | None:
 
 
 def _write_ipc(df: pl.DataFrame, sink: Any) -> None:
-    """The one way a table becomes IPC bytes: rechunked into one record batch, uncompressed.
+    """The one way a table becomes IPC bytes: its canonical Arrow form (`_canonical_arrow`)
+    in one record batch, uncompressed, by pyarrow's writer (which writes only the bytes a
+    sliced column uses)."""
+    _write_arrow(_canonical_arrow(df), sink)
 
-    A table whose buffers hold only its own values (a freshly read source, every text column
-    "tight") goes through pyarrow's writer, which hands polars' buffers to `sink` as they are
-    (0.3 s of CPU for a 680 MB table against 0.6 s for polars' writer, which copies them
-    first). A table whose text columns point into larger buffers (the rows a filter kept) goes
-    through polars' writer, which writes only the bytes the rows use; pyarrow's would write
-    the whole buffers."""
+
+def _canonical_arrow(df: pl.DataFrame) -> Any:
+    """`df` as one Arrow chunk with offset-based text and lists (polars' oldest compat level):
+    its buffers then depend on the values only, never on how polars laid them out."""
     import polars as pl
 
-    df = df.rechunk()
-    table = df.to_arrow(compat_level=pl.CompatLevel.newest())
-    if _tight(df, table):
-        import pyarrow as pa
-        import pyarrow.ipc as ipc
-
-        with ipc.new_file(pa.PythonFile(sink, mode="w"), table.schema) as writer:
-            writer.write_table(table)
-    else:
-        df.write_ipc(sink, compression="uncompressed")
+    return df.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest()).combine_chunks()
 
 
-_SLACK = 1.02  # data buffers may exceed the bytes in use by this much and count as tight
+def _write_arrow(table: Any, sink: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
 
-
-def _tight(df: pl.DataFrame, table: Any) -> bool:
-    """True when every column is a plain number, bool, null, date/time or text whose data
-    buffers hold (nearly) only the bytes of its own values."""
-    import polars as pl
-
-    for name, col in zip(df.columns, table.columns):
-        dtype = df.schema[name]
-        if dtype.is_numeric() or dtype.is_temporal() or dtype in (pl.Boolean, pl.Null):
-            continue
-        if dtype not in (pl.String, pl.Binary) or col.num_chunks != 1:
-            return False
-        held = sum(b.size for b in col.chunk(0).buffers()[2:] if b is not None)
-        series = df.get_column(name)
-        used = (series.str.len_bytes() if dtype == pl.String else series.bin.size()).sum()
-        if held > (used or 0) * _SLACK + 4096:
-            return False
-    return True
+    with ipc.new_file(pa.PythonFile(sink, mode="w"), table.schema) as writer:
+        writer.write_table(table)
 
 
 def encode_view(base: str, base_rows: int, rows: np.ndarray) -> bytes:

@@ -278,9 +278,28 @@ def _bucket_pairs(keys: np.ndarray) -> np.ndarray:
     array([ 1,  2,  3, 11])
     """
     n = keys.shape[1]
-    bits = max(1, int(n - 1).bit_length())
+    bits = item_bits(n)
+    return np.unique(sorted_bucket_pairs(np.sort(pack_items(keys, bits).ravel()), bits, n))
+
+
+def item_bits(n: int) -> int:
+    """Low bits of a packed key that carry the item (of n)."""
+    return max(1, int(n - 1).bit_length())
+
+
+def pack_items(keys: np.ndarray, bits: int, items: np.ndarray | None = None) -> np.ndarray:
+    """Each key's high bits with its item (column number, or `items`) in the low `bits`: a
+    bucket is a run of equal `packed >> bits` in sorted order (the Ray executor sorts each
+    hash partition of these; dcc.engine.ray_dedup)."""
     low = U64((1 << bits) - 1)
-    packed = np.sort(((keys & ~low) | np.arange(n, dtype=U64)).ravel())
+    if items is None:
+        items = np.arange(keys.shape[-1], dtype=U64)
+    return (keys & ~low) | items.astype(U64)
+
+
+def sorted_bucket_pairs(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
+    """The pairs (i * n + j, i < j, maybe repeated) of the buckets of sorted packed keys."""
+    low = U64((1 << bits) - 1)
     hi = packed >> U64(bits)
     same = np.concatenate(([False], hi[1:] == hi[:-1], [False]))
     if not same.any():
@@ -298,11 +317,11 @@ def _bucket_pairs(keys: np.ndarray) -> np.ndarray:
         left += [np.arange(s, s + z - 1), np.full(z - 2, s)]
         right += [np.arange(s + 1, s + z), np.arange(s + 2, s + z)]
     i, j = item[np.concatenate(left)], item[np.concatenate(right)]
-    return np.unique(i[i < j] * n + j[i < j])
+    return i[i < j] * n + j[i < j]
 
 
-def lsh_candidates(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """Candidate pairs (i * n + j, i < j) of columns of `sig` that agree on a whole band."""
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(bands, n) uint64: each column's hash of each band of `rows` signature values."""
     n = sig.shape[1]
     keys = np.empty((bands, n), dtype=U64)
     with np.errstate(over="ignore"):
@@ -313,7 +332,12 @@ def lsh_candidates(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
                 h *= U64(0x9FB21C651E98DF25)
                 h ^= h >> U64(29)
             keys[band] = h
-    return _bucket_pairs(keys)
+    return keys
+
+
+def lsh_candidates(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """Candidate pairs (i * n + j, i < j) of columns of `sig` that agree on a whole band."""
+    return _bucket_pairs(band_keys(sig, bands, rows))
 
 
 # -- verification -----------------------------------------------------------------------------
@@ -442,11 +466,16 @@ def block_tables(max_hamming: int, n: int) -> list[int]:
     return [sum(c) for c in combinations(masks, blocks - max_hamming)]
 
 
+def hamming_keys(fp: np.ndarray, max_hamming: int, n: int) -> np.ndarray:
+    """(tables, len(fp)) uint64: each fingerprint's key in each permuted-block table, for a
+    run over `n` fingerprints in all."""
+    masks = block_tables(max_hamming, n)
+    return np.stack([splitmix64((fp & U64(mask)) + U64(t)) for t, mask in enumerate(masks)])
+
+
 def hamming_candidates(fp: np.ndarray, max_hamming: int) -> np.ndarray:
     """Candidate pairs (i * n + j) of fingerprints that agree on a table's blocks."""
-    masks = block_tables(max_hamming, len(fp))
-    keys = np.stack([splitmix64((fp & U64(mask)) + U64(t)) for t, mask in enumerate(masks)])
-    return _bucket_pairs(keys)
+    return _bucket_pairs(hamming_keys(fp, max_hamming, len(fp)))
 
 
 # -- the operator's entry point ----------------------------------------------------------------
@@ -561,14 +590,8 @@ def near_duplicates(text: pl.Series, method: str, *, threshold: float = 0.8, ngr
     >>> r.keep.tolist(), r.cluster.tolist(), r.stats["clusters"], r.stats["duplicates"]
     ([True, False, True, True, False], [0, 0, 2, 3, 3], 2, 2)
     """
-    import polars as pl
-
-    text = text.cast(pl.String).fill_null("")
-    arr = _text_array(text)
-    n = len(arr)
-    rep = _identical(text, arr)
-    uniq = np.flatnonzero(rep == np.arange(n))                       # ascending
-    if len(uniq) < n:
+    text, arr, rep, uniq = identical_texts(text)
+    if len(uniq) < len(arr):
         arr = _text_array(text.gather(uniq))
     lens, sketch, sets, offs = _sketch(arr, method, ngram, unit, seed, num_perm,
                                        verify == "jaccard")
@@ -590,15 +613,34 @@ def near_duplicates(text: pl.Series, method: str, *, threshold: float = 0.8, ngr
         i, j = cand // max(len(full), 1), cand % max(len(full), 1)
         ok = popcount(sketch[i] ^ sketch[j]) <= max_hamming
         stats.update(tables=len(block_tables(max_hamming, len(full))))
+    return clusters(rep, uniq, lens, full[i[ok]], full[j[ok]], len(cand), stats)
+
+
+def identical_texts(text: pl.Series) -> tuple[pl.Series, pa.Array, np.ndarray, np.ndarray]:
+    """The text (nulls as ""), as Arrow, each row's first row with the identical text, and
+    the rows that are the first of their text (ascending)."""
+    import polars as pl
+
+    text = text.cast(pl.String).fill_null("")
+    arr = _text_array(text)
+    rep = _identical(text, arr)
+    return text, arr, rep, np.flatnonzero(rep == np.arange(len(arr)))
+
+
+def clusters(rep: np.ndarray, uniq: np.ndarray, lens: np.ndarray, i: np.ndarray,
+             j: np.ndarray, candidates: int, stats: dict[str, Any]) -> NearDupResult:
+    """The keep-first result from the verified edges (i, j: positions in `uniq`): connected
+    components, the empty rows linked together, each row mapped through its identical text."""
+    n = len(rep)
     empty = np.flatnonzero(lens == 0)          # all alike: linked to the first of them
-    root = components(len(uniq), np.concatenate([full[i[ok]], np.repeat(empty[:1],
-                                                                         max(len(empty) - 1, 0))]),
-                      np.concatenate([full[j[ok]], empty[1:]]))
+    root = components(len(uniq), np.concatenate([i, np.repeat(empty[:1],
+                                                              max(len(empty) - 1, 0))]),
+                      np.concatenate([j, empty[1:]]))
     keep = np.zeros(n, dtype=bool)
     keep[uniq[root == np.arange(len(uniq))]] = True
     at = np.searchsorted(uniq, rep)                     # each row's position in `uniq`
     rows_in = np.bincount(root[at], minlength=len(uniq))
-    stats.update(candidate_pairs=len(cand), verified_pairs=int(ok.sum()),
+    stats.update(candidate_pairs=candidates, verified_pairs=len(i),
                  identical_rows=int(n - len(uniq)), clusters=int((rows_in > 1).sum()),
                  duplicates=int(n - keep.sum()))
     return NearDupResult(keep, uniq[root[at]], stats)
