@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dcc.engine.ray_executor import RaySession, split_blocks, to_arrow
+from dcc.engine.ray_executor import RaySession, split_blocks
 from dcc.ops.base import Op, RunContext
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _AT = "__dcc_at"
-_PART = "__dcc_part"
 U64 = np.uint64
 
 
@@ -69,66 +68,85 @@ def select_rows(session: RaySession, op: Any, df: pl.DataFrame, ctx: RunContext
     return np.flatnonzero(np.asarray(res.keep, dtype=bool))
 
 
+# -- Ray tasks ----------------------------------------------------------------------------------
+# The dedup steps run as plain Ray tasks (a map task returns one output per partition, a
+# reduce task takes its partition from every map task: Ray's classic shuffle). Ray Data's
+# groupby would do the same with a planner, a sort or aggregator actors and ~200 partitions
+# by default, seconds of overhead a step on a small cluster.
+_REMOTE: dict[Any, Any] = {}
+
+
+def _task(fn: Any, returns: int = 1) -> Any:
+    """`fn` as a Ray remote function with `returns` results (made once per process)."""
+    import ray
+
+    key = (fn, returns)
+    if key not in _REMOTE:
+        _REMOTE[key] = ray.remote(num_returns=returns)(fn)
+    return _REMOTE[key]
+
+
+def _shuffle(map_fn: Any, blocks: list[Any], parts: int, reduce_fn: Any,
+             **kwargs: Any) -> list[Any]:
+    """map_fn(block, parts, **kwargs) -> `parts` pieces per block; reduce_fn(*pieces of one
+    partition) for each partition; the reduce results (refs), one per partition."""
+    mapper = _task(map_fn, parts)
+    pieces = [mapper.remote(b, parts, **kwargs) for b in blocks]
+    if parts == 1:
+        pieces = [[p] for p in pieces]
+    reducer = _task(reduce_fn)
+    return [reducer.remote(*[pieces[b][p] for b in range(len(blocks))])
+            for p in range(parts)]
+
+
+def _split(df: pl.DataFrame, part: np.ndarray, parts: int) -> list[pl.DataFrame]:
+    """`df`'s rows by partition number, each partition's rows in their order."""
+    order = np.argsort(part, kind="stable")
+    cuts = np.searchsorted(part[order], np.arange(1, parts))
+    return [df[idx] for idx in np.split(order, cuts)]
+
+
 # -- exact: hash partitioning ------------------------------------------------------------------
-def key_batch(batch: pa.Table, op: Any, parts: int) -> pa.Table:
-    """A block's rows as (position, partition, key columns): the keys are the operator's
-    own `_key` expressions (normalize included), the partition a hash of them."""
+def key_pieces(block: pa.Table, parts: int, op: Any = None) -> Any:
+    """A block's rows as (position, key columns) split by a hash of the key: the keys are
+    the operator's own `_key` expressions (normalize included); `op` None: the key is the
+    block's `text` column (the near-dup text)."""
     import polars as pl
 
-    df = pl.from_arrow(batch)
+    df = pl.from_arrow(block)
     assert isinstance(df, pl.DataFrame)
     cols = df.drop(_AT)
-    keys = cols.select([k.alias(f"k{i}") for i, k in enumerate(op._key(cols))])
-    part = (keys.hash_rows() % parts).cast(pl.Int64).alias(_PART)
-    return to_arrow(keys.with_columns(df[_AT], part))
+    exprs = op._key(cols) if op is not None else [pl.col("text")]
+    keys = cols.select([k.alias(f"k{i}") for i, k in enumerate(exprs)])
+    part = (keys.hash_rows() % parts).to_numpy().astype(np.int64)
+    pieces = _split(keys.with_columns(df[_AT]), part, parts)
+    return pieces[0] if parts == 1 else tuple(pieces)
 
 
-def text_key_batch(batch: pa.Table, parts: int) -> pa.Table:
-    """The same for the near-dup text: (position, partition, k0 = the text)."""
+def first_in_partition(*pieces: pl.DataFrame) -> np.ndarray:
+    """For each row of one hash partition, (position, smallest position among rows with its
+    key): null equal to null, values compared for real (a hash only chose the partition)."""
     import polars as pl
 
-    df = pl.from_arrow(batch)
-    assert isinstance(df, pl.DataFrame)
-    keys = df.select(pl.col("text").alias("k0"))
-    part = (keys.hash_rows() % parts).cast(pl.Int64).alias(_PART)
-    return to_arrow(keys.with_columns(df[_AT], part))
-
-
-def first_in_partition(batch: pa.Table) -> pa.Table:
-    """For each row of one hash partition, the smallest position among rows with its key
-    (null equal to null, values compared for real: a hash only chose the partition)."""
-    import polars as pl
-
-    df = pl.from_arrow(batch)
-    assert isinstance(df, pl.DataFrame)
-    keys = [c for c in df.columns if c.startswith("k")]
+    df = pl.concat(pieces, how="vertical")
+    keys = [c for c in df.columns if c != _AT]
     out = df.select(pl.col(_AT), pl.col(_AT).min().over(keys).alias("first"))
-    return to_arrow(out)
-
-
-def _shuffle_first(session: RaySession, ds: Any, n: int) -> np.ndarray:
-    """(position, partition, keys) rows -> each position's first row of its key."""
-    from dcc.engine.ray_executor import operator_errors
-
-    first = np.empty(n, dtype=np.int64)
-    with operator_errors():
-        grouped = ds.groupby(_PART).map_groups(first_in_partition, batch_format="pyarrow")
-        for t in grouped.iter_batches(batch_size=None, batch_format="pyarrow"):
-            first[t.column(_AT).to_numpy()] = t.column("first").to_numpy()
-    return first
+    return out.to_numpy().astype(np.int64)
 
 
 def first_of_key(session: RaySession, keys: pl.DataFrame, op: Any) -> np.ndarray:
-    """For each row of `keys` (the operator's fields), the first row with the same key."""
-    import ray.data
+    """For each row of `keys` (the operator's fields, or `text` with op None), the first row
+    with the same key."""
+    import ray
 
+    first = np.zeros(keys.height, dtype=np.int64)
     if keys.height == 0:
-        return np.zeros(0, dtype=np.int64)
-    blocks = split_blocks(keys, session.cpus)
-    ds = ray.data.from_arrow(blocks).map_batches(
-        key_batch, batch_format="pyarrow", batch_size=None,
-        fn_kwargs={"op": op, "parts": partitions(session)})
-    return _shuffle_first(session, ds, keys.height)
+        return first
+    refs = _shuffle(key_pieces, split_blocks(keys, session.cpus), partitions(session),
+                    first_in_partition, op=op)
+    for pairs in ray.get(refs):
+        first[pairs[:, 0]] = pairs[:, 1]
+    return first
 
 
 # -- near-duplicates -----------------------------------------------------------------------------
@@ -138,7 +156,7 @@ def near_duplicates(session: RaySession, text: pl.Series, method: str, *, thresh
                     ) -> Any:
     """dcc.ops.neardup.near_duplicates, step by step on Ray (module docstring)."""
     import polars as pl
-    import ray.data
+    import ray
 
     from dcc.ops import neardup as nd
 
@@ -150,20 +168,17 @@ def near_duplicates(session: RaySession, text: pl.Series, method: str, *, thresh
                                   verify=verify, max_hamming=max_hamming, seed=seed)
     frame = pl.DataFrame({"text": text})
     # 1. identical texts, by hash partitioning
-    ds = ray.data.from_arrow(split_blocks(frame, session.cpus)).map_batches(
-        text_key_batch, batch_format="pyarrow", batch_size=None,
-        fn_kwargs={"parts": partitions(session)})
-    rep = _shuffle_first(session, ds, n)
+    rep = first_of_key(session, frame, None)
     uniq = np.flatnonzero(rep == np.arange(n))
-    # 2. sketches of the distinct texts, block by block
+    # 2. sketches of the distinct texts, block by block (the sketches stay on the workers)
     opts = {"method": method, "ngram": ngram, "unit": unit, "seed": seed,
             "num_perm": num_perm}
-    sketched = ray.data.from_arrow(split_blocks(frame[uniq], session.cpus)).map_batches(
-        sketch_batch, batch_format="pyarrow", batch_size=None, fn_kwargs=opts).materialize()
+    blocks = split_blocks(frame[uniq], session.cpus)
+    sketcher = _task(sketch_block, 2)
+    sketched = [sketcher.remote(b, **opts) for b in blocks]
     lens = np.zeros(len(uniq), dtype=np.int64)
-    for t in sketched.select_columns([_AT, "len"]).iter_batches(batch_size=None,
-                                                                   batch_format="pyarrow"):
-        lens[t.column(_AT).to_numpy()] = t.column("len").to_numpy()
+    for at, block_lens in ray.get([s[0] for s in sketched]):
+        lens[at] = block_lens
     full = np.flatnonzero(lens > 0)
     number = np.full(len(uniq), -1, dtype=np.int64)   # each distinct text's number among
     number[full] = np.arange(len(full))               # the rows with shingles (local order)
@@ -177,102 +192,79 @@ def near_duplicates(session: RaySession, text: pl.Series, method: str, *, thresh
         table = {"max_hamming": max_hamming, "n": len(full)}
         stats.update(tables=len(nd.block_tables(max_hamming, len(full))))
     # 3. LSH buckets by a hash shuffle of the packed keys
-    cand = _candidates(session, sketched, number, len(full), method, table)
+    cand = np.zeros(0, dtype=np.int64)
+    if len(full) >= 2:
+        parts, bits = partitions(session), nd.item_bits(len(full))
+        number_ref = ray.put(number)
+        mapper = _task(key_block, parts)
+        pieces = [mapper.remote(s[0], s[1], number_ref, len(full), method, table, parts)
+                  for s in sketched]
+        if parts == 1:
+            pieces = [[p] for p in pieces]
+        reducer = _task(pairs_in_partition)
+        found = ray.get([reducer.remote(bits, len(full), *[pc[p] for pc in pieces])
+                         for p in range(parts)])
+        cand = np.unique(np.concatenate(found)) if found else cand
     i, j = cand // max(len(full), 1), cand % max(len(full), 1)
     # 4. verification, block by block
-    ok = _verify(session, frame["text"], uniq[full[i]], uniq[full[j]], method,
+    ok = _verify(session, frame["text"], uniq[full[i]], uniq[full[j]],
                  {**opts, "threshold": threshold, "verify": verify,
                   "max_hamming": max_hamming})
     # 5. clusters, in the driver
     return nd.clusters(rep, uniq, lens, full[i[ok]], full[j[ok]], len(cand), stats)
 
 
-def sketch_batch(batch: pa.Table, method: str, ngram: int, unit: str, seed: int,
-                 num_perm: int) -> pa.Table:
-    """A block of distinct texts: each row's shingle count and sketch (minhash: its
-    num_perm uint32 signature values; simhash: its 64-bit fingerprint), as bytes."""
+def sketch_block(block: pa.Table, method: str, ngram: int, unit: str, seed: int,
+                 num_perm: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """A block of distinct texts: ((positions, shingle counts), sketches of the rows with
+    shingles: minhash (num_perm, m) uint32 signatures, simhash m fingerprints)."""
     import pyarrow as pa
 
     from dcc.ops import neardup as nd
 
-    arr = batch.column("text").combine_chunks().cast(pa.large_string())
+    arr = block.column("text").combine_chunks().cast(pa.large_string())
     lens, sketch, _, _ = nd._sketch(arr, method, ngram, unit, seed, num_perm, False)
-    has = np.flatnonzero(lens > 0)
-    if method == "minhash":   # every row gets num_perm values (zeros for a row without any)
-        values = np.zeros((len(lens), num_perm), dtype=np.uint32)
-        values[has] = sketch.T
-    else:
-        values = np.zeros((len(lens), 1), dtype=U64)
-        values[has, 0] = sketch
-    sketches = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1])
-    return pa.table({_AT: batch.column(_AT), "len": pa.array(lens, pa.int64()),
-                     "sketch": sketches})
+    return (block.column(_AT).to_numpy(), lens), sketch
 
 
-def keys_batch(batch: pa.Table, number: np.ndarray, n_full: int, method: str,
-               table: dict[str, int], parts: int) -> pa.Table:
-    """A block of sketches as packed LSH keys (dcc.ops.neardup.pack_items), each with the
-    partition of its bucket bits."""
-    import pyarrow as pa
-
+def key_block(head: tuple[np.ndarray, np.ndarray], sketch: np.ndarray, number: np.ndarray,
+              n_full: int, method: str, table: dict[str, int], parts: int) -> Any:
+    """A block's sketches as packed LSH keys (dcc.ops.neardup.pack_items), split by a hash
+    of their bucket bits."""
     from dcc.ops import neardup as nd
 
-    lens = batch.column("len").to_numpy()
-    has = np.flatnonzero(lens > 0)
-    items = number[batch.column(_AT).to_numpy()[has]]
-    col = batch.column("sketch").combine_chunks()
-    values = col.flatten().to_numpy().reshape(len(col), -1)[has]
+    at, lens = head
+    items = number[at[lens > 0]]
     if method == "minhash":
-        keys = nd.band_keys(np.ascontiguousarray(values.T), table["bands"], table["rows"])
+        keys = nd.band_keys(sketch, table["bands"], table["rows"])
     else:
-        keys = nd.hamming_keys(values[:, 0].astype(U64), table["max_hamming"], table["n"])
+        keys = nd.hamming_keys(sketch, table["max_hamming"], table["n"])
     bits = nd.item_bits(n_full)
     packed = nd.pack_items(keys, bits, items).ravel()
     part = (nd.splitmix64(packed >> U64(bits)) % U64(parts)).astype(np.int64)
-    return pa.table({"packed": pa.array(packed, pa.uint64()), _PART: pa.array(part)})
+    order = np.argsort(part, kind="stable")
+    pieces = np.split(packed[order], np.searchsorted(part[order], np.arange(1, parts)))
+    return pieces[0] if parts == 1 else tuple(pieces)
 
 
-def pairs_in_partition(batch: pa.Table, bits: int, n_full: int) -> pa.Table:
+def pairs_in_partition(bits: int, n_full: int, *pieces: np.ndarray) -> np.ndarray:
     """One partition's buckets: sorted, then paired exactly as locally."""
-    import pyarrow as pa
-
     from dcc.ops import neardup as nd
 
-    packed = np.sort(batch.column("packed").to_numpy())
-    pairs = np.unique(nd.sorted_bucket_pairs(packed, bits, n_full))
-    return pa.table({"pair": pa.array(pairs, pa.int64())})
+    packed = np.sort(np.concatenate(pieces))
+    return np.unique(nd.sorted_bucket_pairs(packed, bits, n_full))
 
 
-def _candidates(session: RaySession, sketched: Any, number: np.ndarray, n_full: int,
-                method: str, table: dict[str, int]) -> np.ndarray:
-    from dcc.engine.ray_executor import operator_errors
-    from dcc.ops import neardup as nd
-
-    if n_full < 2:
-        return np.zeros(0, dtype=np.int64)
-    bits = nd.item_bits(n_full)
-    with operator_errors():
-        keyed = sketched.map_batches(
-            keys_batch, batch_format="pyarrow", batch_size=None,
-            fn_kwargs={"number": number, "n_full": n_full, "method": method,
-                       "table": table, "parts": partitions(session)})
-        grouped = keyed.groupby(_PART).map_groups(
-            pairs_in_partition, batch_format="pyarrow",
-            fn_kwargs={"bits": bits, "n_full": n_full})
-        found = [t.column("pair").to_numpy() for t in
-                 grouped.iter_batches(batch_size=None, batch_format="pyarrow")]
-    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
-
-
-def verify_batch(batch: pa.Table, method: str, ngram: int, unit: str, seed: int,
-                 num_perm: int, threshold: float, verify: str, max_hamming: int) -> pa.Table:
+def verify_block(block: pa.Table, method: str, ngram: int, unit: str, seed: int,
+                 num_perm: int, threshold: float, verify: str, max_hamming: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """A block of candidate pairs (with both rows' texts): whether each is an edge."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from dcc.ops import neardup as nd
 
-    a, b = batch.column("a").combine_chunks(), batch.column("b").combine_chunks()
+    a, b = block.column("a").combine_chunks(), block.column("b").combine_chunks()
     enc = pc.dictionary_encode(pa.concat_arrays([a, b]))
     texts = enc.dictionary.cast(pa.large_string())
     idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -287,27 +279,23 @@ def verify_batch(batch: pa.Table, method: str, ngram: int, unit: str, seed: int,
         ok = score >= threshold - 1e-12
     else:
         ok = nd.popcount(sketch[i] ^ sketch[j]) <= max_hamming
-    return pa.table({_AT: batch.column(_AT), "ok": pa.array(ok)})
+    return block.column(_AT).to_numpy(), np.asarray(ok, dtype=bool)
 
 
 def _verify(session: RaySession, text: pl.Series, a: np.ndarray, b: np.ndarray,
-            method: str, opts: dict[str, Any]) -> np.ndarray:
+            opts: dict[str, Any]) -> np.ndarray:
     """Whether each candidate pair (rows a[p], b[p] of `text`) is an edge."""
     import polars as pl
-
-    from dcc.engine.ray_executor import operator_errors
+    import ray
 
     ok = np.zeros(len(a), dtype=bool)
     if len(a) == 0:
         return ok
     pairs = pl.DataFrame({"a": text.gather(a), "b": text.gather(b)})
-    import ray.data
-
-    with operator_errors():
-        ds = ray.data.from_arrow(split_blocks(pairs, session.cpus)).map_batches(
-            verify_batch, batch_format="pyarrow", batch_size=None, fn_kwargs=opts)
-        for t in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            ok[t.column(_AT).to_numpy()] = t.column("ok").to_numpy(zero_copy_only=False)
+    verifier = _task(verify_block)
+    for at, block_ok in ray.get([verifier.remote(blk, **opts)
+                                 for blk in split_blocks(pairs, session.cpus)]):
+        ok[at] = block_ok
     return ok
 
 

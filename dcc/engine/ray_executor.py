@@ -87,8 +87,11 @@ class RaySession:
                 ray.init(address="local", **kwargs)
         except Exception as e:  # ConnectionError, ValueError, RuntimeError from Ray
             where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
+            hint = ("; a cluster with token authentication needs RAY_AUTH_MODE=token here "
+                    "too (and its token: RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+                    if address and os.environ.get("RAY_AUTH_MODE") != "token" else "")
             raise UsageError(f"--executor ray: cannot connect to {where}: "
-                             f"{type(e).__name__}: {_first_line(e)}") from None
+                             f"{type(e).__name__}: {_first_line(e)}{hint}") from None
         import ray.data
 
         _quiet()  # again: importing ray.data configures its own loggers
@@ -226,13 +229,14 @@ def frame_from(data: bytes) -> pl.DataFrame:
     return pl.read_ipc(io.BytesIO(data))
 
 
-def split_blocks(df: pl.DataFrame, cpus: int, block_rows: int = BLOCK_ROWS
+def split_blocks(df: pl.DataFrame, cpus: int, block_rows: int | None = None
                  ) -> list[pa.Table]:
     """`df` as Arrow blocks of consecutive rows, each tagged with its rows' positions (_AT):
     at least one block per CPU, at most `block_rows` rows each."""
     import polars as pl
 
     n = df.height
+    block_rows = block_rows or BLOCK_ROWS
     blocks = max(1, min(n, max(cpus, math.ceil(n / max(block_rows, 1)))))
     size = math.ceil(n / blocks) if n else 0
     tagged = df.with_columns(pl.int_range(0, n, dtype=pl.Int64).alias(_AT)) if n else df
@@ -252,7 +256,10 @@ def stage_batch(batch: pa.Table, nodes: list[Node], with_rows: bool) -> pa.Table
     at0 = int(batch.column(_AT)[0].as_py())
     df = pl.from_arrow(batch.drop_columns([_AT]))
     assert isinstance(df, pl.DataFrame)
-    out, counts, derivation = run_stage(nodes, df, with_rows=with_rows)
+    try:
+        out, counts, derivation = run_stage(nodes, df, with_rows=with_rows)
+    except Exception as e:  # returned, not raised: Ray Data would keep only its own wrapper
+        return failed(at0, e)
     rows = derivation.rows if derivation is not None else None
     return pa.table({
         "at0": pa.array([at0], pa.int64()),
@@ -263,7 +270,27 @@ def stage_batch(batch: pa.Table, nodes: list[Node], with_rows: bool) -> pa.Table
         "derived": pa.array([derivation is not None]),
         "written": pa.array([list(derivation.written) if derivation else []],
                             pa.list_(pa.string())),
+        "error": pa.array([None], pa.large_binary()),
     })
+
+
+def failed(at0: int, e: Exception) -> pa.Table:
+    """A batch's result row that carries the exception the operator raised (pickled; one
+    that cannot be pickled as a RuntimeError with its type and message)."""
+    import pyarrow as pa
+
+    try:
+        data = pickle.dumps(e)
+    except Exception:
+        data = pickle.dumps(RuntimeError(f"{type(e).__name__}: {e}"))
+    return pa.table({"at0": pa.array([at0], pa.int64()),
+                     "error": pa.array([data], pa.large_binary())})
+
+
+def raise_failure(row: dict[str, Any]) -> None:
+    """Raise, in the driver, the exception a worker returned in a result row."""
+    if row.get("error") is not None:
+        raise pickle.loads(row["error"])
 
 
 def map_blocks(blocks: list[pa.Table], fn: Callable[..., pa.Table], **kwargs: Any
@@ -278,6 +305,8 @@ def map_blocks(blocks: list[pa.Table], fn: Callable[..., pa.Table], **kwargs: An
             fn_kwargs=kwargs)
         out = [row for t in ds.iter_batches(batch_size=None, batch_format="pyarrow")
                for row in t.to_pylist()]
+    for row in out:
+        raise_failure(row)
     return sorted(out, key=lambda r: r["at0"])
 
 
@@ -368,7 +397,10 @@ class ProcessActor:
         assert isinstance(df, pl.DataFrame)
         ctx = RunContext(node=self.node, seed=self.seed, options=self.options,
                          requests=self.requests)
-        out = process_rows(self.op, df.to_dicts(), ctx)
+        try:
+            out = process_rows(self.op, df.to_dicts(), ctx)
+        except Exception as e:  # returned, not raised: Ray Data would keep only its wrapper
+            return failed(first, e)
         return pa.table({
             "at0": pa.array([first], pa.int64()),
             "n": pa.array([batch.num_rows], pa.int64()),
@@ -376,6 +408,7 @@ class ProcessActor:
             "calls": pa.array([ctx.model_calls], pa.int64()),
             "counted": pa.array([ctx.calls_counted]),
             "stats": pa.array([pickle.dumps(ctx.stats)], pa.large_binary()),
+            "error": pa.array([None], pa.large_binary()),
         })
 
 
@@ -473,6 +506,7 @@ class RayExecutor(LocalExecutor):
         with operator_errors():
             for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 for row in table.to_pylist():
+                    raise_failure(row)
                     out = pickle.loads(row["out"])
                     if len(out) != row["n"]:
                         raise ValueError(f"{op.name}: process() returned {len(out)} results "
