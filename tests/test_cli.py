@@ -273,7 +273,7 @@ def test_cache_dir_option_beats_the_environment(proj: Path, tmp_path: Path) -> N
     ("build",),
     ("build", "missing.recipe"),
     ("build", "r.recipe", "--set", "shortest"),
-    ("build", "r.recipe", "--executor", "ray"),
+    ("build", "r.recipe", "--ray-address", "127.0.0.1:6379"),  # without --executor ray
     ("build", "r.recipe", "--no-such-flag"),
     ("nope",),
 ])
