@@ -3,8 +3,9 @@
 The operator's method is split where it can be (docs/executors.md has the per-step table):
 
 exact      each block computes its rows' key columns (the operator's own `_key`
-           expressions) and a hash of them; a hash shuffle (Ray Data groupby on hash mod P)
-           brings equal keys together; each partition finds, for each row, the first row of
+           expressions) and a hash of them; a hash shuffle (map tasks that cut their block
+           into P pieces by hash mod P, one reduce task per partition) brings equal keys
+           together; each partition finds, for each row, the first row of
            its key (minimum position over the key). Gathered: one (row, first) pair per row.
 minhash /  1. identical texts: the exact step above on the joined text.
 simhash    2. sketches: each block shingles and sketches its distinct texts with the local

@@ -40,7 +40,7 @@ from dcc.compiler.ir import Node
 from dcc.engine import events as ev
 from dcc.engine.executor import LocalExecutor
 from dcc.engine.rowwise import MEMO_BATCH
-from dcc.errors import DccError, UsageError
+from dcc.errors import UsageError
 from dcc.ops.base import RowPython, RunContext
 
 if TYPE_CHECKING:
@@ -319,7 +319,12 @@ def run_stage_on_ray(session: RaySession, nodes: list[Node], df: pl.DataFrame,
     from dcc.engine.artifacts import Derivation
     from dcc.engine.stages import run_stage
 
-    blocks = split_blocks(df, session.cpus)
+    import pyarrow as pa
+
+    try:
+        blocks = split_blocks(df, session.cpus)
+    except (pl.exceptions.PolarsError, pa.ArrowException):
+        blocks = []  # a column Arrow cannot carry (a Python object): the driver runs it
     if len(blocks) < 2:  # nothing to spread: the driver runs it (same function)
         return run_stage(nodes, df, with_rows=with_rows)
     parts = map_blocks(blocks, stage_batch, nodes=nodes, with_rows=with_rows)
