@@ -351,3 +351,25 @@ def test_ray_address_needs_the_ray_executor(tiny: Path) -> None:
     proc = _dcc(tiny, "--ray-address", "127.0.0.1:6379")
     assert proc.returncode == 2
     assert "--ray-address applies to --executor ray only" in proc.stderr
+
+
+def test_actors_share_the_drivers_request_memo(tmp_path: Path, session: Any) -> None:
+    """A model reply memoized by an actor (through the memo server on the driver's node) is
+    in the driver's store, where a local build would find it, and the reverse."""
+    import ray
+
+    from dcc.cache.rowmemo import request_memo
+    from dcc.cache.store import DiskStore
+    from dcc.engine.ray_executor import RayExecutor, RemoteRequestMemo
+
+    def on_worker(memo: RemoteRequestMemo) -> dict[str, bytes]:
+        memo.put_many({"ab" * 16: b"from an actor"})
+        return memo.get_many(["cd" * 16, "ef" * 16])
+
+    with DiskStore(tmp_path / ".dcc") as store:
+        request_memo(store).put_many({"cd" * 16: b"from the driver"})
+        executor = RayExecutor(session, store, lambda e: None, {})
+        memo = RemoteRequestMemo(executor._requests_server())
+        seen = ray.get(ray.remote(on_worker).remote(memo))
+        assert seen == {"cd" * 16: b"from the driver"}
+        assert request_memo(store).get_many(["ab" * 16]) == {"ab" * 16: b"from an actor"}
