@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -83,8 +84,8 @@ def ray_head(cpus: int) -> Iterator[tuple[str, float]]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     temp = tempfile.mkdtemp(prefix="dccray", dir="/tmp")
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONPATH": str(ROOT)}
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
@@ -103,7 +104,7 @@ def ray_head(cpus: int) -> Iterator[tuple[str, float]]:
         yield f"127.0.0.1:{port}", time.perf_counter() - t0
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGINT)  # `ray start --block` stops its processes
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -116,7 +117,7 @@ def cold_build(recipe_text: str, data: Path, *extra: str) -> tuple[float, dict, 
     work = Path(tempfile.mkdtemp(prefix="dcc-bench-"))
     try:
         (work / "r.recipe").write_text(recipe_text.format(data=data))
-        env = {**os.environ, "RAY_AUTH_MODE": "token"}
+        env = dict(os.environ)  # with the head's token (ray_head)
         t0 = time.perf_counter()
         r = subprocess.run([*DCC, "build", "r.recipe", "--json", "--cache-dir",
                             str(work / "cache"), *extra], cwd=work, capture_output=True,

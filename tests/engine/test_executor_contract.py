@@ -15,6 +15,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -56,9 +57,12 @@ def ray_address() -> Iterator[str]:
         pytest.skip("the `ray` command is not installed beside this Python")
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="dccray", dir="/tmp")  # short: Ray's socket paths
+    # Token authentication with a token of this module's own (never ~/.ray's): `ray start`
+    # does not create one, and every client of this cluster must send it.
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env = child_env(PYTHONPATH=os.pathsep.join(
         p for p in (str(ROOT), str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p),
-        RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
+        RAY_USAGE_STATS_ENABLED="0", **auth)
     proc = subprocess.Popen(
         [str(ray_bin), "start", "--head", "--block", "--num-cpus", "2", "--num-gpus", "0",
          "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp,
@@ -75,12 +79,13 @@ def ray_address() -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.skip("could not start a local Ray instance")
                 time.sleep(0.3)
-        os.environ["RAY_AUTH_MODE"] = "token"  # clients send the cluster's token
+        os.environ.update(auth)  # this process's clients, and the `dcc` children it starts
         yield address
     finally:
-        os.environ.pop("RAY_AUTH_MODE", None)
+        for name in auth:
+            os.environ.pop(name, None)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGINT)  # `ray start --block` stops its processes
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -127,8 +132,7 @@ def build_cli(folder: Path, recipe: str, executor: str, address: str) -> dict[st
     args = ["--executor", "ray", "--ray-address", address] if executor == "ray" else []
     proc = subprocess.run([sys.executable, "-m", "dcc", "build", recipe, "--json", *args],
                           cwd=folder, capture_output=True, text=True, timeout=300,
-                          env=child_env(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT),
-                                        RAY_AUTH_MODE="token"))
+                          env=child_env(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
