@@ -232,7 +232,14 @@ def frame_from(data: bytes) -> pl.DataFrame:
 def split_blocks(df: pl.DataFrame, cpus: int, block_rows: int | None = None
                  ) -> list[pa.Table]:
     """`df` as Arrow blocks of consecutive rows, each tagged with its rows' positions (_AT):
-    at least one block per CPU, at most `block_rows` rows each."""
+    at least one block per CPU, at most `block_rows` rows each.
+
+    >>> import polars as pl
+    >>> [b.num_rows for b in split_blocks(pl.DataFrame({"x": range(10)}), 2, block_rows=3)]
+    [3, 3, 3, 1]
+    >>> [b.column(_AT).to_pylist() for b in split_blocks(pl.DataFrame({"x": range(3)}), 4)]
+    [[0], [1], [2]]
+    """
     import polars as pl
 
     n = df.height
@@ -419,7 +426,13 @@ class ProcessActor:
 
 def merge_stats(into: dict[str, Any], new: dict[str, Any]) -> None:
     """Stats of one batch into the node's: counters add up (as they do when one context sees
-    every batch), anything else takes the latest value."""
+    every batch), anything else takes the latest value.
+
+    >>> stats = {"memo_hits": 2, "stopped": "a"}
+    >>> merge_stats(stats, {"memo_hits": 3, "stopped": "b", "http_retries": 1})
+    >>> stats
+    {'memo_hits': 5, 'stopped': 'b', 'http_retries': 1}
+    """
     for k, v in new.items():
         old = into.get(k)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and \
