@@ -191,8 +191,11 @@ class Builder:
     def _locked(self, key: str) -> Any:
         """Hold the node lock of `key` until its record is saved, which for a large table
         happens in the background after its file is committed."""
+        from dcc.ops.models.pool import idle
+
         lock = self.store.lock(key)
-        lock.__enter__()
+        with idle():  # in a model group, another member may hold it: never block the group
+            lock.__enter__()
         try:
             yield
         finally:

@@ -127,3 +127,80 @@ def test_the_plan_explains_its_model_groups(tmp_path: Path, tiny_dir: Path,
     # `both` reads the output of its perplexity node `both@1`: never in a group with it
     assert [[prog.node(i).name for i in g] for g in prog.model_groups] == [
         ["short", "long", "both@1"]]
+
+
+# -- the optimizer's property, over recipes with model groups ----------------------------------
+BRANCH_FILTERS = ['select.length(field="question", min={n})',
+                  'select.length(field="question", max={n})',
+                  'select.words(field="question", min={k})']
+MODEL_STEPS = ['select.perplexity(field="question", model="{model}")',
+               'rewrite.llm(field="question", model="{model}", instruction="Shorter.", '
+               'max_tokens=3, into="{into}")']
+
+
+def test_grouped_builds_export_what_unoptimized_builds_export(tmp_path_factory: Any,
+                                                             tiny_dir: Path,
+                                                             gsm8k: list[dict]) -> None:
+    """hypothesis: random branches (a filter, then one or two model steps on the tiny model)
+    built optimized, with their model groups, and with --no-optimize: identical exports."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    questions = [r["question"] for r in gsm8k[:40]]
+    grouped: list[bool] = []
+    branch = st.tuples(st.sampled_from(BRANCH_FILTERS), st.integers(60, 260),
+                       st.integers(5, 40),
+                       st.lists(st.sampled_from(MODEL_STEPS), min_size=1, max_size=2))
+
+    @settings(max_examples=6, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(rows=st.lists(st.sampled_from(questions), min_size=1, max_size=10),
+           branches=st.lists(branch, min_size=2, max_size=3))
+    def check(rows: list[str], branches: list[tuple]) -> None:
+        lines = ['raw = load.jsonl("q.jsonl")']
+        for i, (flt, n, k, steps) in enumerate(branches):
+            chain = [flt.format(n=n, k=k)] + [s.format(model=tiny_dir, into=f"r{i}_{j}")
+                                              for j, s in enumerate(steps)]
+            lines.append(f"b{i} = raw | " + " | ".join(chain))
+            lines.append(f'export b{i} to "out/b{i}.jsonl"')
+        text = "\n".join(lines) + "\n"
+        outs = []
+        for optimize in (True, False):
+            root = tmp_path_factory.mktemp("grp")
+            (root / "q.jsonl").write_text("".join(json.dumps({"question": q}) + "\n"
+                                                  for q in rows))
+            (root / "r.recipe").write_text(text)
+            prog = compile_recipe(str(root / "r.recipe"), optimize=optimize)
+            grouped.append(bool(prog.model_groups))  # equal branches merge (CSE): no group
+            with DiskStore(root / ".dcc") as store:
+                build(prog, store)
+            outs.append({p.name: p.read_bytes() for p in sorted((root / "out").iterdir())})
+        assert outs[0] == outs[1]
+
+    check()
+
+
+def test_members_with_equal_keys_run_once(tmp_path: Path, tiny_dir: Path,
+                                          gsm8k: list[dict]) -> None:
+    """Two branches whose filters keep the same rows give their model nodes the same key:
+    the second waits for the first's node lock without holding up the group, then finds
+    its record (as one after the other would)."""
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "q.jsonl").write_text("".join(json.dumps({"question": r["question"]}) + "\n"
+                                          for r in gsm8k[:5]))
+    (root / "r.recipe").write_text(
+        f'raw = load.jsonl("q.jsonl")\n'
+        f'a = raw | select.length(field="question", min=5)'
+        f' | select.perplexity(field="question", model="{tiny_dir}")\n'
+        f'b = raw | select.length(field="question", min=6)'
+        f' | select.perplexity(field="question", model="{tiny_dir}")\n'
+        'export a to "out/a.jsonl"\nexport b to "out/b.jsonl"\n')
+    prog = compile_recipe(str(root / "r.recipe"))
+    assert prog.model_groups
+    with DiskStore(root / ".dcc") as store:
+        result = build(prog, store)
+    got = {n.names[0]: n for n in result.nodes}
+    assert got["a"].key == got["b"].key
+    assert (got["a"].status, got["b"].status) == ("ran", "cached")
+    assert (root / "out" / "a.jsonl").read_bytes() == (root / "out" / "b.jsonl").read_bytes()

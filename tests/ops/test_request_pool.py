@@ -96,3 +96,27 @@ def test_leaving_without_asking_ends_cleanly(members: list[str]) -> None:
     pool = RequestPool(members)
     out = _run(pool, {m: (lambda m=m: m) for m in members})
     assert out == {m: m for m in members} and pool.flushes == []
+
+
+def test_an_idle_member_does_not_hold_up_the_others() -> None:
+    """b waits for a lock that a holds until a's model call is back (two branches with equal
+    node keys): a's requests go out while b is idle, then b goes on."""
+    from dcc.ops.models.pool import idle
+
+    pool = RequestPool(["a", "b"])
+    lock = threading.Lock()
+    lock.acquire()  # a holds the node lock from the start
+
+    def a() -> Any:
+        got = ask_model(RunContext("a"), "m", ["h"], ["q"], lambda xs: ["r"],
+                        lambda fresh: None, 8)
+        lock.release()
+        return got
+
+    def b() -> str:
+        with idle():
+            lock.acquire()
+        return "cached"
+
+    out = _run(pool, {"a": a, "b": b})
+    assert out == {"a": {"h": "r"}, "b": "cached"}

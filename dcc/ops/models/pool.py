@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ class RequestPool:
         self.baton = threading.Lock()
         self._cond = threading.Condition()
         self._waiting: dict[str, _Ask] = {}
+        self._idle: set[str] = set()  # members blocked on something else (a node lock)
         self.flushes: list[dict[str, int]] = []  # per flush: requests sent per member
 
     @contextmanager
@@ -92,8 +93,25 @@ class RequestPool:
             raise ask.error
         return ask.results, ask.owned
 
+    @contextmanager
+    def idle(self) -> Iterator[None]:
+        """Wait for something outside the pool (a node lock another member, or another
+        build, holds) without holding the baton, and without holding up the others: an
+        idle member counts as waiting, so the requests of the rest go out meanwhile."""
+        me = _local.member
+        self.baton.release()
+        with self._cond:
+            self._idle.add(me)
+            self._flush_if_all_waiting()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._idle.discard(me)
+            self.baton.acquire()
+
     def _flush_if_all_waiting(self) -> None:
-        if not self._waiting or not self.active <= set(self._waiting):
+        if not self._waiting or not self.active <= set(self._waiting) | self._idle:
             return
         asks = sorted(self._waiting.values(), key=lambda a: self.rank[a.member])
         self._waiting.clear()
@@ -145,6 +163,12 @@ def current() -> RequestPool | None:
     return getattr(_local, "pool", None)
 
 
+def idle() -> AbstractContextManager[None]:
+    """`RequestPool.idle` of this thread's pool; nothing for a node run on its own."""
+    pool = current()
+    return pool.idle() if pool is not None else nullcontext()
+
+
 def _size(item: Any) -> int:
     """A request's length for ordering (characters; the backend then sorts by tokens)."""
     if isinstance(item, str):
@@ -181,4 +205,4 @@ def ask_model(ctx: Any, group: Any, hashes: list[str], items: list[Any],
     return results
 
 
-__all__ = ["RequestPool", "ask_model", "current"]
+__all__ = ["RequestPool", "ask_model", "current", "idle"]
