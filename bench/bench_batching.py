@@ -4,7 +4,8 @@ and model groups: several nodes on one model built with shared batches vs one no
     .venv/bin/python bench/bench_batching.py [--rows 1000] [--repeat 5] [--max-tokens 4096]
                                              [--device cpu|cuda] [--threads N]
                                              [--only sorting,groups] [--branches 3]
-                                             [--branch-rows 24]
+                                             [--branch-rows 12] [--latency 0.2]
+                                             [--concurrency 8]
 
 One command, one process: the tiny test model (`dcc.testing.tiny_model`, built on first use)
 scores the first `--rows` GSM8K answers with the backend's length-sorted batching and with the
@@ -15,12 +16,15 @@ figure. The two runs' scores are compared:
 batching must not change a result.
 
 Groups: a recipe with `--branches` branches, each loading its own `--branch-rows` GSM8K
-questions and asking the tiny model to rewrite them (`rewrite.llm`, greedy, 16 new tokens),
-built in this process with a fresh cache, once with the optimizer's model groups (the
-branches' requests go to the model together, `dcc.ops.models.pool`) and once with the groups
-removed from the same optimized plan (each node sends its own batches), alternating
-`--repeat` times. The model is loaded before the timers. It prints the median build time of
-each, the ratio, and how many times each asked the backend; the exports must be identical.
+questions and asking a model to rewrite them (`rewrite.llm`), built in this process with a
+fresh cache, once with the optimizer's model groups and once with the groups removed from the
+same optimized plan, alternating `--repeat` times. The model is an OpenAI-compatible server
+(the tests' fake, on loopback) that takes `--latency` seconds per request, as a served model
+does; the client keeps `--concurrency` requests in flight. Grouped, the branches' requests go
+out as one set (`dcc.ops.models.pool`), so the window is filled from every node. It prints
+the median build time of each, the ratio, the requests sent and the most in flight; the
+exports and the request counts must be identical. (A local model's requests keep each node's
+own batches, since its numbers depend on the batch: nothing to measure there.)
 
 Exit status 0 when every comparison agrees (a missed target is reported as MISS), 1 when
 one does not.
@@ -43,8 +47,8 @@ TARGET = 1.5
 
 GROUP_RECIPE_BRANCH = """\
 b{i} = load.jsonl("q{i}.jsonl")
-  | rewrite.llm(field="question", model="./tiny", instruction="Say it in fewer words.",
-                max_tokens=16, into="short")
+  | rewrite.llm(field="question", model="{model}", instruction="Say it in fewer words.",
+                into="short")
 export b{i} to "out/b{i}.jsonl"
 """
 
@@ -67,7 +71,11 @@ def main() -> int:
                     help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)")
     ap.add_argument("--only", default="sorting,groups")
     ap.add_argument("--branches", type=int, default=3)
-    ap.add_argument("--branch-rows", type=int, default=24)
+    ap.add_argument("--branch-rows", type=int, default=12)
+    ap.add_argument("--latency", type=float, default=0.2,
+                    help="seconds the model server takes per request (groups)")
+    ap.add_argument("--concurrency", type=int, default=8,
+                    help="requests the client keeps in flight (groups)")
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -85,58 +93,44 @@ def bench_groups(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "models_http"))
+    from fake_openai import FakeOpenAI
+
     from dcc.cache.store import DiskStore
     from dcc.compiler import compile_recipe
     from dcc.engine.build import build
-    from dcc.ops.models import GenerationConfig
-    from dcc.ops.models.hf import HFBackend
-    from dcc.testing.tiny_model import shared_data_dir, tiny_model
+    from dcc.ops.models.resolve import clear_backends
+    from dcc.testing.tiny_model import shared_data_dir
 
     data = shared_data_dir()
     if data is None:
         print("shared/data/gsm8k_train.jsonl not found (set DCC_SHARED_DATA)", file=sys.stderr)
         return 1
-    if args.device:
-        os.environ["DCC_DEVICE"] = args.device
-    folder = tiny_model(data)
+    os.environ["DCC_OPENAI_MAX_CONCURRENCY"] = str(args.concurrency)
     with open(data / "gsm8k_train.jsonl", encoding="utf-8") as f:
         questions = [json.loads(line)["question"] for line, _ in
                      zip(f, range(args.branches * args.branch_rows))]
+    server = FakeOpenAI().start()
+    server.delay = args.latency
     work = Path(tempfile.mkdtemp(prefix="dcc-bench-groups-"))
-    asked: list[int] = []
-    in_model: list[float] = []
-    generate = HFBackend.generate
-
-    def counting(backend: HFBackend, prompts: list, config: object) -> list:
-        asked.append(len(prompts))
-        t = time.perf_counter()
-        try:
-            return generate(backend, prompts, config)
-        finally:
-            in_model.append(time.perf_counter() - t)
-
-    HFBackend.generate = counting  # type: ignore[method-assign]
     try:
-        shutil.copytree(folder, work / "tiny")
         for i in range(args.branches):
             rows = questions[i * args.branch_rows:(i + 1) * args.branch_rows]
             (work / f"q{i}.jsonl").write_text("".join(json.dumps({"question": q}) + "\n"
                                                       for q in rows))
-        (work / "r.recipe").write_text("".join(GROUP_RECIPE_BRANCH.format(i=i)
+        (work / "r.recipe").write_text("".join(GROUP_RECIPE_BRANCH.format(i=i, model=server.ref())
                                                for i in range(args.branches)))
         times: dict[str, list[float]] = {"grouped": [], "one at a time": []}
-        model_s: dict[str, list[float]] = {"grouped": [], "one at a time": []}
-        asks: dict[str, list[int]] = {}
+        posts: dict[str, int] = {}
+        window: dict[str, int] = {}
         exports: dict[str, dict[str, bytes]] = {}
-        warm = compile_recipe(str(work / "r.recipe"))  # load the model outside the timers
-        llm = next(n for n in warm.nodes() if n.op_name == "rewrite.llm").op
-        llm.backend({}).generate(["warm up"], GenerationConfig(max_new_tokens=2))
         for run in range(args.repeat):
             for mode in ("grouped", "one at a time"):
                 cache, out = work / f"cache-{mode}-{run}", work / "out"
                 shutil.rmtree(out, ignore_errors=True)
-                asked.clear()
-                in_model.clear()
+                clear_backends()
+                server.requests.clear()
+                server.max_in_flight = 0
                 t = time.perf_counter()
                 prog = compile_recipe(str(work / "r.recipe"))
                 if mode != "grouped":
@@ -144,30 +138,31 @@ def bench_groups(args: argparse.Namespace) -> int:
                 with DiskStore(cache) as store:
                     build(prog, store)
                 times[mode].append(time.perf_counter() - t)
-                model_s[mode].append(sum(in_model))
-                asks[mode] = list(asked)
+                posts[mode] = sum(1 for r in server.posts() if "completions" in r["path"])
+                window[mode] = server.max_in_flight
                 exports[mode] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
                 shutil.rmtree(cache, ignore_errors=True)
     finally:
-        HFBackend.generate = generate  # type: ignore[method-assign]
+        server.stop()
+        clear_backends()
         shutil.rmtree(work, ignore_errors=True)
     same = exports["grouped"] == exports["one at a time"]
     med = {m: statistics.median(ts) for m, ts in times.items()}
     ratio = med["one at a time"] / med["grouped"]
-    med_model = {m: statistics.median(ts) for m, ts in model_s.items()}
-    model_ratio = med_model["one at a time"] / med_model["grouped"]
-    print(f"\nmodel groups: {args.branches} rewrite.llm nodes x {args.branch_rows} rows on the "
-          f"tiny model (16 new tokens, greedy), whole in-process build, model loaded before")
+    print(f"\nmodel groups: {args.branches} rewrite.llm nodes x {args.branch_rows} rows, an "
+          f"OpenAI-compatible server answering in {args.latency * 1000:.0f} ms, "
+          f"{args.concurrency} requests in flight at most, whole in-process builds")
     for m in times:
         runs = ", ".join(f"{t:.2f}" for t in times[m])
-        print(f"{m:<14} build median {med[m]:6.2f} s, in the model {med_model[m]:6.2f} s   "
-              f"backend.generate calls (prompts each): {asks[m]}   builds (s): {runs}")
-    print(f"speedup grouped vs one at a time: {ratio:.2f}x of whole builds, {model_ratio:.2f}x "
-          f"of the time in the model; exports identical: {same}")
+        print(f"{m:<14} median {med[m]:6.2f} s   requests {posts[m]}, most in flight "
+              f"{window[m]}   builds (s): {runs}")
+    print(f"speedup grouped vs one at a time: {ratio:.2f}x; exports identical: {same}")
     print(json.dumps({"bench": "model groups", "branches": args.branches,
-                      "branch_rows": args.branch_rows, "seconds": times, "median": med,
-                      "speedup": ratio, "model_seconds": model_s, "model_speedup": model_ratio, "generate_calls": asks, "identical": same}))
-    return 0 if same else 1
+                      "branch_rows": args.branch_rows, "latency_s": args.latency,
+                      "concurrency": args.concurrency, "seconds": times, "median": med,
+                      "speedup": ratio, "requests": posts, "max_in_flight": window,
+                      "identical": same}))
+    return 0 if same and posts["grouped"] == posts["one at a time"] else 1
 
 
 def bench_sorting(args: argparse.Namespace) -> int:

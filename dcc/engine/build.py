@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from dcc.cache.base import CorruptObject, MissingObject, Record
+from dcc.cache.base import CorruptObject, LockTimeout, MissingObject, Record
 from dcc.cache.keys import KeyParts, diff_parts
 from dcc.cache.remote import RemoteCache, Transfers, Uploader
 from dcc.cache.store import DiskStore
@@ -193,9 +193,13 @@ class Builder:
         happens in the background after its file is committed."""
         from dcc.ops.models.pool import idle
 
-        lock = self.store.lock(key)
-        with idle():  # in a model group, another member may hold it: never block the group
+        lock = self.store.lock(key, timeout=0)
+        try:
             lock.__enter__()
+        except LockTimeout:  # held: by another build, or in a model group by another member
+            lock = self.store.lock(key)
+            with idle():  # so wait without holding the group up
+                lock.__enter__()
         try:
             yield
         finally:

@@ -135,7 +135,7 @@ def score_losses(ctx: RunContext, backend: Any, prefixes: Sequence[str],
 
         found.update(ask_model(ctx, ("score", id(backend)), list(todo),
                                [(prefixes[i], continuations[i]) for i in todo.values()],
-                               call, commit, len(todo)))
+                               call, commit, len(todo), backend, "score"))
     return [None if h is None else found[h] for h in hashes]
 
 
@@ -337,7 +337,8 @@ def reward_scores(ctx: RunContext, backend: Any, items: Sequence[Any]) -> list[f
             memo.put_many({h: json.dumps(v).encode() for h, v in fresh.items()})
 
     found.update(ask_model(ctx, ("reward", id(backend)), list(todo),
-                           [items[i] for i in todo.values()], call, commit, REWARD_BATCH))
+                           [items[i] for i in todo.values()], call, commit, REWARD_BATCH,
+                           backend, "reward"))
     return [None if h is None else _finite(found[h]) for h in hashes]
 
 

@@ -11,6 +11,10 @@ from dcc.ops.base import RunContext
 from dcc.ops.models.pool import RequestPool, ask_model
 
 
+class HTTP:  # a backend whose generate requests are each their own (as OpenAIBackend's)
+    independent_requests = frozenset({"generate"})
+
+
 def _run(pool: RequestPool, work: dict[str, Any]) -> dict[str, Any]:
     """Each member's `work()` on its own thread inside the pool; results or exceptions."""
     out: dict[str, Any] = {}
@@ -44,7 +48,7 @@ def test_members_share_one_call_and_each_request_is_paid_once() -> None:
 
     def asking(name: str, items: list[str]) -> Any:
         return lambda: ask_model(ctxs[name], "m", [f"h{x}" for x in items], items, call,
-                                 committed.update, 64)
+                                 committed.update, 64, HTTP, "generate")
 
     out = _run(pool, {"a": asking("a", ["x", "yy"]), "b": asking("b", ["yy", "zzz"])})
     assert calls == [["zzz", "yy", "x"]]  # one call, longest first, "yy" once
@@ -52,6 +56,33 @@ def test_members_share_one_call_and_each_request_is_paid_once() -> None:
     assert committed == {"hx": "X", "hyy": "YY", "hzzz": "ZZZ"}
     # "yy" is the first member's call and the second's memo hit, as one after the other
     assert (ctxs["a"].model_calls, ctxs["b"].model_calls) == (2, 1)
+    assert ctxs["b"].stats == {"memo_hits": 1}
+
+
+def test_requests_a_backend_batches_together_are_never_merged() -> None:
+    """A local model's results depend on their batch (padding): each member's requests go out
+    as they would alone, in its order and chunks, one member at a time."""
+    calls: list[list[str]] = []
+
+    def call(items: list[str]) -> list[str]:
+        calls.append(list(items))
+        return [x.upper() for x in items]
+
+    pool = RequestPool(["a", "b"])
+    ctxs = {"a": RunContext("a"), "b": RunContext("b")}
+
+    def asking(name: str, items: list[str]) -> Any:
+        return lambda: ask_model(ctxs[name], "m", [f"h{x}" for x in items], items, call,
+                                 lambda fresh: None, 2, object(), "generate")
+
+    out = _run(pool, {"a": asking("a", ["x", "yy", "zzz"]),
+                      "b": asking("b", ["yy", "w"])})
+    # a's batches as alone, then b's without what a already asked (b alone would have found
+    # "yy" in the memo): the same batches, replies and counts as one node after the other
+    assert calls == [["x", "yy"], ["zzz"], ["w"]]
+    assert out["a"] == {"hx": "X", "hyy": "YY", "hzzz": "ZZZ"}
+    assert out["b"] == {"hyy": "YY", "hw": "W"}
+    assert (ctxs["a"].model_calls, ctxs["b"].model_calls) == (3, 1)
     assert ctxs["b"].stats == {"memo_hits": 1}
 
 

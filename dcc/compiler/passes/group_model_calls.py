@@ -5,16 +5,16 @@ Rewrite: model nodes (operators that ask a model through the request memo: `resp
 generators, ...) that name the same model, of the same kind (causal LM, encoder, reward
 head), and have no path between them in the plan, form a *model group*
 (`program.model_groups`). The engine builds every input of a group first, then runs its
-members together: their requests for the same backend and settings go to the model as one
-set, longest first, in shared batches (`dcc.ops.models.pool`), and the model is loaded once.
-Nothing else changes: each node keeps its key, its inputs, its outputs and its row counts;
-only how its requests are batched differs.
+members together (`dcc.ops.models.pool`): the model is loaded once, and requests that a
+backend answers one by one (an HTTP server's completions) go out as one set, longest first,
+filling the client's concurrency window from every node. Nothing else changes: each node
+keeps its key, its inputs, its outputs and its row counts.
 
 Safe because a member never needs another member's output (no path between them, so
 neither is an ancestor of the other and both can have all their inputs ready at once), and
-because a request's reply does not depend on which other requests share its batch: replies
-are keyed by the exact request in the memo, sampling is seeded per request, and padded
-batches are masked. A node that finds every reply in the memo, or is cached, simply leaves
+because the pool merges only requests whose reply cannot depend on the requests sent with
+them; a local model's requests, whose numbers depend on their batch (padding), keep each
+node's own batches. A node that finds every reply in the memo, or is cached, simply leaves
 the group.
 
 Refuses (leaves nodes ungrouped) when the model or its kind differs, when one node depends

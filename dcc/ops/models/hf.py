@@ -76,6 +76,11 @@ class HFBackend:
     hub commit) and goes into node keys.
     """
 
+    # No call's result is independent of the requests batched with it: the padded width
+    # changes the order of floating-point sums (a perplexity's last digits, rarely a greedy
+    # token), so a model group (dcc.ops.models.pool) keeps each node's own batches here.
+    independent_requests: frozenset[str] = frozenset()
+
     def __init__(self, source: str, *, kind: str = "causal", identity: str,
                  revision: str | None = None, local_files_only: bool = True,
                  trust_remote_code: bool = False, device: str | None = None,

@@ -97,7 +97,8 @@ def generate(ctx: Any, backend: Any, prompts: Sequence[Prompt],
             memo.put_many({h: json.dumps(r).encode() for h, r in fresh.items()})
 
     found.update(ask_model(ctx, ("generate", id(backend), config), [h for h, _ in pending],
-                           [prompts[i] for _, i in pending], call, commit, BATCH))
+                           [prompts[i] for _, i in pending], call, commit, BATCH,
+                           backend, "generate"))
     return [list(found[h]) for h in hashes]
 
 
@@ -135,7 +136,7 @@ def embed(ctx: Any, backend: Any, texts: Sequence[str]) -> Any:
             memo.put_many({h: v.tobytes() for h, v in fresh.items()})
 
     vecs = ask_model(ctx, ("embed", id(backend)), [hashes[t] for t in todo], todo, call, commit,
-                     EMBED_BATCH)
+                     EMBED_BATCH, backend, "embed")
     found.update({t: vecs[hashes[t]] for t in todo})
     return np.stack([found[t] for t in texts])
 

@@ -318,6 +318,11 @@ class OpenAIBackend:
     Nothing is sent until a method or `identity` is used.
     """
 
+    # Calls whose every request is its own HTTP request, so its reply cannot depend on the
+    # requests sent with it: a model group (dcc.ops.models.pool) may send them together with
+    # other nodes' requests. Embeddings go out several texts per request: not listed.
+    independent_requests = frozenset({"generate", "score"})
+
     def __init__(self, url: str, model: str, *, api_key: str | None = None,
                  max_concurrency: int | None = None, timeout: float | None = None,
                  retry: RetryPolicy | None = None, embed_batch: int = EMBED_BATCH,

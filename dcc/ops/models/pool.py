@@ -4,16 +4,24 @@ The optimizer's `group_model_calls` pass finds model nodes that could run togeth
 model, no path between them in the plan. The engine runs such a group's nodes on one thread
 each, cooperatively: a `RequestPool` lets one member run engine code at a time (the
 *baton*), and a member that asks its model for requests the memo lacks hands the baton on
-and waits. Once every member still running is waiting, the pool merges their requests for
-the same backend and settings, asks the model once for the union (each distinct request
-once, longest prompts first, in chunks the backend batches by token length), commits the
-replies to the request memo and gives each member its own replies back. So the model is
-loaded once and its batches are filled from every node, while each node sees exactly the
-replies, keys and statuses it would have seen alone.
+and waits. Once every member still running is waiting, the pool sends what they asked for.
 
-Calls and memo hits are counted as a run one node after another would count them: a request
-two members both send is a model call of the member that comes first in the plan and a memo
-hit of the other (which, alone, would have found it in the memo).
+Merged only where that cannot change a reply: a backend lists the calls whose every request
+is answered on its own (`independent_requests`; an HTTP server's completions), and those
+requests of all members go out as one set, each distinct request once, longest first, in
+chunks as large as the members' together, so the client's window of concurrent requests is
+filled from every node. A local model's numbers depend on the batch they are computed in
+(padding changes the order of floating-point sums), so its requests keep each member's own
+batches, sent one member after the other in plan order, exactly as alone. Either way the
+replies are committed to the request memo chunk by chunk, the model is loaded once, and each
+node gets the replies, keys and statuses it would have got alone.
+
+Calls are counted as one node after another counts them: a request two members both send is
+a model call of the member that comes first in the plan; the other gets the same reply,
+counted as a memo hit (one node after another, it may instead have found the row in its row
+memo, which counts nothing). A member that must wait for something else, the lock of a node
+key another member is computing (two branches can have equal keys), waits *idle*: without
+the baton, counted as waiting, so it never holds the others up.
 
 Why threads and not a rewrite of every model operator into "requests, then results": the
 operators stay ordinary code (multi-round ones included), and the pool needs nothing from
@@ -41,6 +49,7 @@ class _Ask:
     call: Callable[[list[Any]], Sequence[Any]]
     commit: Callable[[dict[str, Any]], None]
     chunk: int
+    shared: bool  # may go out in one call with other members' requests
     done: bool = False
     results: dict[str, Any] = field(default_factory=dict)
     owned: int = 0
@@ -57,6 +66,7 @@ class RequestPool:
         self._cond = threading.Condition()
         self._waiting: dict[str, _Ask] = {}
         self._idle: set[str] = set()  # members blocked on something else (a node lock)
+        self._answered: dict[tuple[Any, str], Any] = {}  # (backend group, request) -> reply
         self.flushes: list[dict[str, int]] = []  # per flush: requests sent per member
 
     @contextmanager
@@ -75,11 +85,14 @@ class RequestPool:
 
     def ask(self, group: Any, hashes: list[str], items: list[Any],
             call: Callable[[list[Any]], Sequence[Any]],
-            commit: Callable[[dict[str, Any]], None], chunk: int) -> tuple[dict[str, Any], int]:
+            commit: Callable[[dict[str, Any]], None], chunk: int,
+            shared: bool = True) -> tuple[dict[str, Any], int]:
         """Results for `hashes` (distinct, none in the memo), and how many of them are this
-        member's own model calls; blocks until every running member is waiting or done."""
+        member's own model calls; blocks until every running member is waiting or done.
+        With `shared=False` the requests still wait for the others (one flush at a time)
+        but go out on their own, in their order and chunks."""
         me = _local.member
-        ask = _Ask(me, group, list(hashes), list(items), call, commit, chunk)
+        ask = _Ask(me, group, list(hashes), list(items), call, commit, chunk, shared)
         self.baton.release()
         try:
             with self._cond:
@@ -119,23 +132,33 @@ class RequestPool:
         for a in asks:
             groups.setdefault(a.group, []).append(a)
         for same in groups.values():
-            self._send(same)
+            if same[0].shared:
+                self._send(same)
+            else:  # one member after the other, in plan order, as one node after another
+                for a in same:
+                    self._send([a])
         for a in asks:
             a.done = True
         self._cond.notify_all()
 
     def _send(self, asks: list[_Ask]) -> None:
-        """One backend's union of requests: each distinct one once, owned by the first
-        member (in plan order) that asked, longest first, committed chunk by chunk."""
+        """Send what `asks` (one backend and settings) need, each distinct request once,
+        owned by the first member in plan order that asked. A request this pool already
+        answered (for an earlier member, or an earlier flush) is that member's: the later
+        one gets its reply as from the memo, as it would have one node after another.
+        Several members: longest first, in large chunks; one: exactly as it would alone."""
+        group = asks[0].group
         items: dict[str, Any] = {}
         owner: dict[str, str] = {}
         for a in asks:
             for h, item in zip(a.hashes, a.items):
-                if h not in items:
+                if h not in items and (group, h) not in self._answered:
                     items[h], owner[h] = item, a.member
-        order = sorted(items, key=lambda h: -_size(items[h]))
-        chunk = max(a.chunk for a in asks) * len(asks)
-        results: dict[str, Any] = {}
+        if len(asks) == 1:
+            order, chunk = list(items), asks[0].chunk
+        else:
+            order = sorted(items, key=lambda h: -_size(items[h]))
+            chunk = max(a.chunk for a in asks) * len(asks)
         try:
             for start in range(0, len(order), chunk):
                 part = order[start:start + chunk]
@@ -145,15 +168,15 @@ class RequestPool:
                                      f"{len(part)} requests")
                 fresh = dict(zip(part, out))
                 asks[0].commit(fresh)
-                results.update(fresh)
+                self._answered.update({(group, h): r for h, r in fresh.items()})
         except BaseException as e:  # every member that asked fails as it would have alone
             for a in asks:
                 a.error = e
             return
         sent: dict[str, int] = {}
         for a in asks:
-            a.results = {h: results[h] for h in a.hashes}
-            a.owned = sum(1 for h in a.hashes if owner[h] == a.member)
+            a.results = {h: self._answered[(group, h)] for h in a.hashes}
+            a.owned = sum(1 for h in a.hashes if owner.get(h) == a.member)
             sent[a.member] = a.owned
         self.flushes.append(sent)
 
@@ -182,14 +205,18 @@ def _size(item: Any) -> int:
 
 def ask_model(ctx: Any, group: Any, hashes: list[str], items: list[Any],
               call: Callable[[list[Any]], Sequence[Any]],
-              commit: Callable[[dict[str, Any]], None], chunk: int) -> dict[str, Any]:
+              commit: Callable[[dict[str, Any]], None], chunk: int,
+              backend: Any = None, kind: str = "") -> dict[str, Any]:
     """Results for the distinct, unmemoized requests `hashes`, counting model calls in
     `ctx.model_calls` and requests another member of the group paid for in
     `ctx.stats['memo_hits']`. Alone, chunk by chunk of `chunk` requests in the order given,
-    each chunk committed (`commit`) before the next is sent; in a group, through the pool."""
+    each chunk committed (`commit`) before the next is sent; in a group, through the pool,
+    shared with the other members only when `backend` says that a `kind` request's result
+    does not depend on the requests sent with it (`independent_requests`)."""
     pool = current()
     if pool is not None and hashes:
-        results, owned = pool.ask(group, hashes, items, call, commit, chunk)
+        shared = kind in getattr(backend, "independent_requests", ())
+        results, owned = pool.ask(group, hashes, items, call, commit, chunk, shared)
         ctx.model_calls += owned
         if len(hashes) > owned:
             ctx.stats["memo_hits"] = ctx.stats.get("memo_hits", 0) + len(hashes) - owned
