@@ -103,7 +103,11 @@ class RaySession:
         resources = ray.cluster_resources()
         self.cpus = max(1, int(resources.get("CPU", 1)))
         self.gpus = int(resources.get("GPU", 0))
-        _check_code(ray)
+        try:
+            _check_code(ray)
+        except UsageError:
+            self.close()
+            raise
 
     def executor(self, store: DiskStore, emit: Callable[[ev.Event], None],
                  options: dict[str, Any]) -> RayExecutor:
