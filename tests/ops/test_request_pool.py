@@ -151,3 +151,27 @@ def test_an_idle_member_does_not_hold_up_the_others() -> None:
 
     out = _run(pool, {"a": a, "b": b})
     assert out == {"a": {"h": "r"}, "b": "cached"}
+
+
+def test_batched_requests_go_out_one_member_at_a_time() -> None:
+    """a asks in two rounds; b's one ask, which overlaps a's second, waits until a has left:
+    the batches, replies and counts of one node after the other."""
+    calls: list[list[str]] = []
+
+    def call(items: list[str]) -> list[str]:
+        calls.append(list(items))
+        return [x.upper() for x in items]
+
+    pool = RequestPool(["a", "b"])
+    ctxs = {"a": RunContext("a"), "b": RunContext("b")}
+
+    def ask(name: str, items: list[str]) -> dict[str, Any]:
+        return ask_model(ctxs[name], "m", items, items, call, lambda fresh: None, 8,
+                         object(), "score")
+
+    out = _run(pool, {"a": lambda: [ask("a", ["x"]), ask("a", ["y"])],
+                      "b": lambda: ask("b", ["y", "z"])})
+    assert calls == [["x"], ["y"], ["z"]]
+    assert out["b"] == {"y": "Y", "z": "Z"}
+    assert (ctxs["a"].model_calls, ctxs["b"].model_calls) == (2, 1)
+    assert ctxs["b"].stats == {"memo_hits": 1}

@@ -12,12 +12,14 @@ requests of all members go out as one set, each distinct request once, longest f
 chunks as large as the members' together, so the client's window of concurrent requests is
 filled from every node. A local model's numbers depend on the batch they are computed in
 (padding changes the order of floating-point sums), so its requests keep each member's own
-batches, sent one member after the other in plan order, exactly as alone. Either way the
+batches, sent for one member at a time in plan order, exactly as alone. Either way the
 replies are committed to the request memo chunk by chunk, the model is loaded once, and each
 node gets the replies, keys and statuses it would have got alone.
 
 Calls are counted as one node after another counts them: a request two members both send is
-a model call of the member that comes first in the plan; the other gets the same reply,
+a model call of the member that sends it first (the first in plan order when they send it in
+the same round; with merged requests, a member that asks in several rounds may send a request
+earlier than a member before it in the plan would have); the other gets the same reply,
 counted as a memo hit (one node after another, it may instead have found the row in its row
 memo, which counts nothing). A member that must wait for something else, the lock of a node
 key another member is computing (two branches can have equal keys), waits *idle*: without
@@ -126,15 +128,25 @@ class RequestPool:
     def _flush_if_all_waiting(self) -> None:
         if not self._waiting or not self.active <= set(self._waiting) | self._idle:
             return
-        asks = sorted(self._waiting.values(), key=lambda a: self.rank[a.member])
-        self._waiting.clear()
+        # Requests a backend batches together go out for one member at a time: the first in
+        # plan order that is not blocked elsewhere, until it leaves. So every one of its
+        # batches is the batch it sends alone, and a later member's request that it also
+        # sends gets its reply, as one node after another would.
+        first = min((m for m in self.active if m not in self._idle), key=self.rank.get,
+                    default=None)
+        asks = sorted((a for a in self._waiting.values() if a.shared or a.member == first),
+                      key=lambda a: self.rank[a.member])
+        if not asks:
+            return
+        for a in asks:
+            del self._waiting[a.member]
         groups: dict[Any, list[_Ask]] = {}
         for a in asks:
             groups.setdefault(a.group, []).append(a)
         for same in groups.values():
             if same[0].shared:
                 self._send(same)
-            else:  # one member after the other, in plan order, as one node after another
+            else:
                 for a in same:
                     self._send([a])
         for a in asks:
