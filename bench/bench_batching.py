@@ -23,8 +23,8 @@ same optimized plan, alternating `--repeat` times. The model is an OpenAI-compat
 does; the client keeps `--concurrency` requests in flight. Grouped, the branches' requests go
 out as one set (`dcc.ops.models.pool`), so the window is filled from every node. It prints
 the median build time of each, the ratio, the requests sent and the most in flight; the
-exports and the request counts must be identical. (A local model's requests keep each node's
-own batches, since its numbers depend on the batch: nothing to measure there.)
+exports and the request counts must be identical. (Local models are not grouped: their
+numbers depend on the batch a request is computed in; docs/optimizer.md.)
 
 Exit status 0 when every comparison agrees (a missed target is reported as MISS), 1 when
 one does not.

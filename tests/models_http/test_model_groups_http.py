@@ -73,3 +73,75 @@ def test_an_http_models_requests_are_sent_together(tmp_path: Path, fake: FakeOpe
     assert seen[True][2] == seen[False][2] == 15  # each distinct request once
     # alone, a node has 5-6 requests in flight at most; grouped, the window of 8 fills
     assert seen[False][3] <= 6 < seen[True][3] == 8
+
+
+def test_members_with_equal_keys_run_once(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """Two branches whose filters keep the same rows give their model nodes the same key:
+    the second waits for the first's node lock without holding up the group (idle), then
+    finds its record, as one after the other would."""
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps({"t": f"text {i} is long"}) + "\n"
+                                              for i in range(4)))
+    step = f'rewrite.llm(field="t", model="{fake.ref()}", instruction="Shorter.", into="s")'
+    (tmp_path / "r.recipe").write_text(
+        f'raw = load.jsonl("q.jsonl")\n'
+        f'a = raw | select.length(field="t", min=2) | {step}\n'
+        f'b = raw | select.length(field="t", min=3) | {step}\n'
+        'export a to "out/a.jsonl"\nexport b to "out/b.jsonl"\n')
+    prog = compile_recipe(str(tmp_path / "r.recipe"))
+    assert prog.model_groups
+    with DiskStore(tmp_path / ".dcc") as store:
+        result = build(prog, store)
+    got = {n.names[0]: n for n in result.nodes}
+    assert got["a"].key == got["b"].key
+    assert (got["a"].status, got["b"].status) == ("ran", "cached")
+    assert len(fake.posts()) == 4  # each row asked once
+    out = tmp_path / "out"
+    assert (out / "a.jsonl").read_bytes() == (out / "b.jsonl").read_bytes()
+
+
+BRANCH_FILTERS = ['select.length(field="t", min={n})', 'select.length(field="t", max={n})',
+                  'select.words(field="t", min={k})']
+STEPS = ['rewrite.llm(field="t", model="{model}", instruction="Shorter.", into="{into}")',
+         'rewrite.llm(field="t", model="{model}", instruction="Longer.")',
+         'select.judge(field="t", model="{model}", min_score=0)']
+
+
+def test_grouped_builds_export_what_unoptimized_builds_export(tmp_path_factory: Any,
+                                                             fake: FakeOpenAI) -> None:
+    """hypothesis: random branches (a filter, then one or two model steps on a served model)
+    built optimized, with their model groups, and with --no-optimize: identical exports."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    texts = [f"item {i}: " + "some words here " * (i % 5) for i in range(12)]
+    grouped: list[bool] = []
+    branch = st.tuples(st.sampled_from(BRANCH_FILTERS), st.integers(5, 60),
+                       st.integers(1, 8), st.lists(st.sampled_from(STEPS), min_size=1,
+                                                   max_size=2))
+
+    @settings(max_examples=12, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow,
+                                     HealthCheck.function_scoped_fixture])
+    @given(rows=st.lists(st.sampled_from(texts), min_size=1, max_size=10),
+           branches=st.lists(branch, min_size=2, max_size=3))
+    def check(rows: list[str], branches: list[tuple]) -> None:
+        lines = ['raw = load.jsonl("q.jsonl")']
+        for i, (flt, n, k, steps) in enumerate(branches):
+            chain = [flt.format(n=n, k=k)] + [s.format(model=fake.ref(), into=f"r{i}_{j}")
+                                              for j, s in enumerate(steps)]
+            lines.append(f"b{i} = raw | " + " | ".join(chain))
+            lines.append(f'export b{i} to "out/b{i}.jsonl"')
+        outs = []
+        for optimize in (True, False):
+            root = tmp_path_factory.mktemp("grp")
+            (root / "q.jsonl").write_text("".join(json.dumps({"t": t}) + "\n" for t in rows))
+            (root / "r.recipe").write_text("\n".join(lines) + "\n")
+            prog = compile_recipe(str(root / "r.recipe"), optimize=optimize)
+            grouped.append(bool(prog.model_groups))  # equal branches merge (CSE): no group
+            with DiskStore(root / ".dcc") as store:
+                build(prog, store)
+            outs.append({p.name: p.read_bytes() for p in sorted((root / "out").iterdir())})
+        assert outs[0] == outs[1]
+
+    check()
+    assert any(grouped), "no example had a model group"

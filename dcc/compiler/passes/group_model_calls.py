@@ -1,34 +1,40 @@
-"""group_model_calls: let independent nodes on one model share its batches.
+"""group_model_calls: let independent nodes on one served model fill its request window.
 
 Rewrite: model nodes (operators that ask a model through the request memo: `respond`,
-`select.judge`, `rewrite.llm`, `select.perplexity`, `select.ifd`, `select.reward`, the
-generators, ...) that name the same model, of the same kind (causal LM, encoder, reward
-head), and have no path between them in the plan, form a *model group*
-(`program.model_groups`). The engine builds every input of a group first, then runs its
-members together (`dcc.ops.models.pool`): the model is loaded once, and requests that a
-backend answers one by one (an HTTP server's completions) go out as one set, longest first,
-filling the client's concurrency window from every node. Nothing else changes: each node
-keeps its key, its inputs, its outputs and its row counts.
+`select.judge`, `rewrite.llm`, `select.perplexity`, `select.ifd`, the generators, ...) that
+name the same OpenAI-compatible endpoint (`openai:URL#MODEL`), of the same kind, and have no
+path between them in the plan, form a *model group* (`program.model_groups`). The engine
+builds every input of a group first, then runs its members together (`dcc.ops.models.pool`):
+the requests that the backend answers one by one (completions, scores) go out as one set,
+longest first, so the client's window of concurrent requests is filled from every node.
+Nothing else changes: each node keeps its key, its inputs, its outputs and its row counts.
 
 Safe because a member never needs another member's output (no path between them, so
 neither is an ancestor of the other and both can have all their inputs ready at once), and
-because the pool merges only requests whose reply cannot depend on the requests sent with
-them; a local model's requests, whose numbers depend on their batch (padding), keep each
-node's own batches. A node that finds every reply in the memo, or is cached, simply leaves
-the group.
+because a served model answers each request on its own: its reply depends on the request
+(keyed by it in the memo), not on the requests sent with it or before it.
 
 Refuses (leaves nodes ungrouped) when the model or its kind differs, when one node depends
-on the other (directly or through any chain), and for operators that call no model.
+on the other (directly or through any chain), for operators that call no model, and for
+local models (a folder or hub id, transformers or vLLM offline): their numbers depend on the
+batch a request is computed in (padding changes the order of float sums), so which node
+computes a request they share first, and with what, shows in the last digits of a score;
+running them in another order than the plan's could change an export. They are loaded once
+per process either way.
 
 >>> from dcc.compiler.passes.testing import program_from
 >>> p = program_from('''
-... a = load.jsonl("d.jsonl") | select.length(field="t", min=6) | select.perplexity(field="t", model="org/lm")
-... b = load.jsonl("d.jsonl") | select.length(field="t", max=5) | select.perplexity(field="t", model="org/lm")
-... c = a | select.perplexity(field="u", model="org/lm")
-... export concat(b, c) to "o.jsonl"
+... param m = "openai:http://127.0.0.1:1/v1#m"
+... a = load.jsonl("d.jsonl") | select.length(field="t", min=6)
+...   | rewrite.llm(field="t", model=m, instruction="Shorter.")
+... b = load.jsonl("d.jsonl") | select.length(field="t", max=5)
+...   | rewrite.llm(field="t", model=m, instruction="Shorter.")
+... c = a | rewrite.llm(field="u", model=m, instruction="Longer.")
+... d = b | select.perplexity(field="t", model="org/lm")
+... export concat(c, d) to "o.jsonl"
 ... ''', optimize=False)
->>> group_model_calls(p)  # doctest: +ELLIPSIS
-['a, b share model ...org/lm (causal): select.perplexity, select.perplexity']
+>>> group_model_calls(p)
+['a, b share model openai:http://127.0.0.1:1/v1#m (causal): rewrite.llm, rewrite.llm']
 """
 
 from __future__ import annotations
@@ -68,13 +74,16 @@ def group_model_calls(program: Program, *, target: str | None = None) -> list[st
 
 
 def model_of(node: Node) -> tuple[str, str] | None:
-    """(model reference, kind) of a node that asks a model through the request memo."""
-    from dcc.ops.prompted import UsesModel
+    """(endpoint, kind) of a node that asks a served model through the request memo."""
+    from dcc.ops.prompted import UsesModel, openai_ref
     from dcc.ops.scorers import ModelOp
 
     op: Any = node.op
     if isinstance(op, ModelOp):
-        return str(op.p.get("model")), op.model_kind
-    if isinstance(op, UsesModel):
-        return str(op.p.get("model")), "causal"
-    return None
+        kind = op.model_kind
+    elif isinstance(op, UsesModel):
+        kind = "causal"
+    else:
+        return None
+    endpoint = openai_ref(str(op.p.get("model")))
+    return (endpoint, kind) if endpoint is not None else None  # a local model: see above
