@@ -21,10 +21,7 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,34 +32,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-GEN = ROOT.parent / "shared" / "bench" / "gen_data.py"
 DCC = [sys.executable, "-m", "dcc"]
 
-REFERENCE = """recipe reference
-rows = load.jsonl("{data}")
-kept = rows
-  | select.length(field="output", min=20, max=2000)
-  | select.words(field="instruction", min=3)
-  | select.alnum_ratio(field="output", min=0.5)
-  | select.dedup(fields=["output"], method="exact")
-export kept to "out/kept.jsonl"
-"""
+sys.path.insert(0, str(HERE))
+from bench_optimizer import REFERENCE, data_file  # noqa: E402  (one reference recipe)
 
 MINHASH = """recipe minhash
 rows = load.jsonl("{data}")
 kept = rows | select.dedup(fields=["output"], method="minhash", threshold=0.8)
 export kept to "out/kept.jsonl"
 """
-
-
-def data_file(rows: int) -> Path:
-    name = "sft_1m.jsonl" if rows == 1_000_000 else f"sft_{rows}.jsonl"
-    path = HERE / "data" / name
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(GEN), "--rows", str(rows), "--out", str(path)],
-                       check=True, stdout=subprocess.DEVNULL)
-    return path
 
 
 def head_of(data: Path, rows: int) -> Path:
@@ -78,39 +57,16 @@ def head_of(data: Path, rows: int) -> Path:
 
 
 @contextlib.contextmanager
-def ray_head(cpus: int) -> Iterator[tuple[str, float]]:
-    """(address, seconds to start) of a Ray head with `cpus` CPUs, stopped on exit."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    temp = tempfile.mkdtemp(prefix="dccray", dir="/tmp")
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
+def timed_head(cpus: int) -> Iterator[tuple[str, float]]:
+    """(address, seconds to start) of a local Ray head with `cpus` CPUs, stopped on exit."""
+    from dcc.testing.ray_head import RayHeadError, ray_head
+
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
-         "--num-cpus", str(cpus), "--num-gpus", "0", "--port", str(port),
-         "--include-dashboard", "false", "--temp-dir", temp, "--disable-usage-stats"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise SystemExit("could not start a Ray head") from None
-                time.sleep(0.2)
-        yield f"127.0.0.1:{port}", time.perf_counter() - t0
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)  # `ray start --block` stops its processes
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(temp, ignore_errors=True)
+        with ray_head(cpus, pythonpath=(str(ROOT),)) as address:
+            yield address, time.perf_counter() - t0
+    except RayHeadError as e:
+        raise SystemExit(str(e)) from None
 
 
 def cold_build(recipe_text: str, data: Path, *extra: str) -> tuple[float, dict, bytes]:
@@ -159,7 +115,7 @@ def main() -> None:
     args = ap.parse_args()
     data = data_file(args.rows)
     dedup = head_of(data, args.dedup_rows)
-    with ray_head(2) as (address, started):
+    with timed_head(2) as (address, started):
         print(f"ray head (2 CPUs) started in {started:.1f} s (not in the times below)")
         compare(f"reference, {args.rows:,} rows", REFERENCE, data, address, args.repeat)
         compare(f"minhash dedup, {args.dedup_rows:,} rows", MINHASH, dedup, address,

@@ -11,18 +11,12 @@ stopped by its pid) and shared by every build: in this process and in `dcc` chil
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,57 +35,20 @@ EXECUTORS = ["local", "ray"]
 
 
 # -- the Ray instance ----------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    """host:port of a 2-CPU Ray head started for this module (skips without Ray)."""
+    """host:port of a 2-CPU Ray head started for this module (skips without Ray); its workers
+    import this checkout and this folder's test operators."""
     if importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed (pip install 'dcc-recipes[ray]')")
-    ray_bin = Path(sys.executable).with_name("ray")
-    if not ray_bin.exists():
-        pytest.skip("the `ray` command is not installed beside this Python")
-    port = _free_port()
-    temp = tempfile.mkdtemp(prefix="dccray", dir="/tmp")  # short: Ray's socket paths
-    # Token authentication with a token of this module's own (never ~/.ray's): `ray start`
-    # does not create one, and every client of this cluster must send it.
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    env = child_env(PYTHONPATH=os.pathsep.join(
-        p for p in (str(ROOT), str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p),
-        RAY_USAGE_STATS_ENABLED="0", **auth)
-    proc = subprocess.Popen(
-        [str(ray_bin), "start", "--head", "--block", "--num-cpus", "2", "--num-gpus", "0",
-         "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp,
-         "--disable-usage-stats"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    address = f"127.0.0.1:{port}"
+    from dcc.testing.ray_head import RayHeadError, ray_head
+
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip("could not start a local Ray instance")
-                time.sleep(0.3)
-        os.environ.update(auth)  # this process's clients, and the `dcc` children it starts
-        yield address
-    finally:
-        for name in auth:
-            os.environ.pop(name, None)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)  # `ray start --block` stops its processes
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(temp, ignore_errors=True)
+        with ray_head(2, pythonpath=(str(ROOT), str(Path(__file__).parent)),
+                      env=child_env()) as address:
+            yield address
+    except RayHeadError as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")
