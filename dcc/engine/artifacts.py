@@ -130,7 +130,7 @@ class _Hasher(io.RawIOBase):
         return view.nbytes
 
 
-def table_content(df: pl.DataFrame) -> tuple[str, Callable[[Any], None]] | None:
+def table_content(df: pl.DataFrame) -> tuple[str, Callable[[Any], None]]:
     """The content `write_table(df)` will store, computed without writing anything, and a
     function that writes exactly those bytes to a file (one pass of hashing over the
     canonical table's buffers, which pyarrow hands out uncopied)."""
@@ -288,6 +288,21 @@ def read_artifact(store: DiskStore, content: str,
             raise CorruptObject(f"patch {content}: its own columns do not match its header")
         out = out.hstack(mine.get_columns()).select(columns)
     return out, Origin(base, base_rows, rows, frozenset(own), dict(table.schema))
+
+
+def check_rows(rows: Any, height: int, op: str) -> np.ndarray:
+    """An operator's select_rows answer as int64 positions, or an error if it is not a
+    strictly increasing list of rows of the input."""
+    import numpy as np
+
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise ValueError(f"{op}: select_rows() must return a 1-D array of row positions")
+    rows = rows.astype(np.int64)
+    if rows.size and (rows[0] < 0 or rows[-1] >= height or np.any(np.diff(rows) <= 0)):
+        raise ValueError(f"{op}: select_rows() must return strictly increasing positions "
+                         f"in [0, {height})")
+    return rows
 
 
 def take_rows(df: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:

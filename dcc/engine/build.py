@@ -25,6 +25,7 @@ from dcc.engine import events as ev
 from dcc.engine.artifacts import (
     Derivation,
     Origin,
+    check_rows,
     read_artifact,
     schema_of,
     table_content,
@@ -43,7 +44,6 @@ from dcc.errors import CacheError, DccError, OperatorError
 from dcc.ops.base import DatasetOp, Filter, Map, RunContext, Source
 
 if TYPE_CHECKING:
-    import numpy as np
     import polars as pl
 
 _ROW = "__dcc_row"
@@ -553,9 +553,7 @@ class Builder:
             from dcc.engine.stages import written_columns
 
             df = inputs[0]
-            if (((isinstance(op, Filter) and type(op).run is Filter.run)
-                    or (isinstance(op, Map) and type(op).run is Map.run))
-                    and written_columns([node], []) is not None):
+            if self._rowwise(node) and written_columns([node], []) is not None:
                 ctx = self.executor.context(node)
                 out, _, derivation = self.executor.run_stage([node], df, True)
                 return out, ctx, derivation
@@ -563,7 +561,7 @@ class Builder:
                 ctx = self.executor.context(node)
                 rows = self.executor.select_rows(node, df, ctx)
                 if rows is not None:
-                    rows = _check_rows(rows, df.height, op.name)
+                    rows = check_rows(rows, df.height, op.name)
                     return take_rows(df, rows), ctx, Derivation(rows)
         df, ctx = self.executor.execute(node, inputs, parts)
         return df, ctx, None
@@ -713,14 +711,12 @@ class Builder:
         self.background.submit(job, content)
 
     def _write_table(self, df: pl.DataFrame, node_id: str) -> str:
-        """Store a table; a large one whose content can be hashed without writing it goes
-        to the background writer, and the walk carries on with its content."""
+        """Store a table; a large one is hashed here and written by the background writer,
+        and the walk carries on with its content."""
         if df.estimated_size() >= BACKGROUND_MIN:
-            prepared = table_content(df)
-            if prepared is not None:
-                content, write = prepared
-                self._submit(write, ".arrow", content, node_id)
-                return content
+            content, write = table_content(df)
+            self._submit(write, ".arrow", content, node_id)
+            return content
         return write_table(df, self.store)
 
     def _input_tables(self, node: Node) -> list[pl.DataFrame]:
@@ -766,21 +762,6 @@ class Builder:
                               "content": res.content}
         if _canonical(data) != _canonical(self.last):  # a no-op rebuild writes nothing
             self.store.set_last_build(self.program.path, data)
-
-
-def _check_rows(rows: Any, height: int, op: str) -> np.ndarray:
-    """An operator's select_rows answer as int64 positions, or an error if it is not a
-    strictly increasing list of rows of the input."""
-    import numpy as np
-
-    rows = np.asarray(rows)
-    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
-        raise ValueError(f"{op}: select_rows() must return a 1-D array of row positions")
-    rows = rows.astype(np.int64)
-    if rows.size and (rows[0] < 0 or rows[-1] >= height or np.any(np.diff(rows) <= 0)):
-        raise ValueError(f"{op}: select_rows() must return strictly increasing positions "
-                         f"in [0, {height})")
-    return rows
 
 
 def _canonical(data: dict[str, Any]) -> str:

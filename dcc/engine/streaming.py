@@ -286,13 +286,11 @@ def run_selection(store: DiskStore, op: Any, source: LazyTable, ctx: Any,
                   verified: set[str]) -> LazyTable:
     """Run a dataset operator that keeps a subset of its rows (`select_rows_streamed`) over a
     lazy table: stored as a view of the rows it keeps."""
-    from dcc.engine.artifacts import Derivation, write_view
-    from dcc.engine.build import _check_rows
+    from dcc.engine.artifacts import Derivation, check_rows, write_view
 
     rows = op.select_rows_streamed(lambda: read_batches(store, source.content, verified),
                                    source.rows, ctx)
-
-    rows = _check_rows(rows, source.rows, op.name)
+    rows = check_rows(rows, source.rows, op.name)
     origin = source.origin.derive(Derivation(rows))
     content = write_view(store, origin)
     return LazyTable(content, len(rows), source.schema, origin)
@@ -332,5 +330,4 @@ def stored_lazy(store: DiskStore, content: str, rows: int, budget: int) -> LazyT
 
 
 __all__ = ["LazyTable", "memory_budget", "read_batches", "run_rowwise", "run_selection",
-           "run_source",
-           "source_size", "stored_lazy", "write_batches"]
+           "run_source", "source_size", "stored_lazy", "write_batches"]
