@@ -72,27 +72,16 @@ export tidy to "out/tidy.parquet"
 """
 
 
-def write_files(root: Path, files: dict[str, Any]) -> Path:
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, list):
-            content = "".join(json.dumps(row) + "\n" for row in content)
-        path.write_text(content, encoding="utf-8")
-    return root
-
-
 def nodes(stdout: str) -> dict[str, dict[str, Any]]:
     return {n["name"]: n for n in json.loads(stdout)["nodes"]}
 
 
 def test_team_b_reuses_team_a_model_results_with_zero_model_calls(
-        server: FakeOpenAI, s3: LoopbackS3, tmp_path: Path,
+        server: FakeOpenAI, s3: LoopbackS3, recipe_dir: Callable[..., Path],
         run_cli: Callable[..., tuple[int, str, str]]) -> None:
-    team_a = write_files(tmp_path / "team_a", {"a.recipe": recipe_a(server),
-                                               "data/rows.jsonl": ROWS})
-    team_b = write_files(tmp_path / "team_b", {"b.recipe": recipe_b(server),
-                                               "data/rows.jsonl": ROWS})
+    root = recipe_dir({"team_a/a.recipe": recipe_a(server), "team_a/data/rows.jsonl": ROWS,
+                       "team_b/b.recipe": recipe_b(server), "team_b/data/rows.jsonl": ROWS})
+    team_a, team_b = root / "team_a", root / "team_b"
     url = s3.url("team")
     env_a = {**s3.env(), "OPENAI_API_KEY": KEY}
     env_b = {**s3.env(), "OPENAI_API_KEY": KEY}
@@ -133,8 +122,8 @@ def test_team_b_reuses_team_a_model_results_with_zero_model_calls(
 
     # Team C's source has one more row: its judge node has another key, yet the row memo
     # that team A pushed answers every row but the new one.
-    team_c = write_files(tmp_path / "team_c", {"b.recipe": recipe_b(server),
-                                               "data/rows.jsonl": ROWS + MORE})
+    team_c = recipe_dir({"team_c/b.recipe": recipe_b(server),
+                         "team_c/data/rows.jsonl": ROWS + MORE}) / "team_c"
     code, out, err = run_cli("build", "b.recipe", "--json", "--remote-cache", url,
                              cwd=team_c, env=env_b)
     assert code == 0, err
