@@ -378,10 +378,11 @@ def cache_push(recipe: str, sets: tuple[str, ...], cache_dir: str | None,
     missing = push(store, remote, program.path)
     _print_remote_warnings(remote)
     t = remote.transfers
+    gone = (f"; {missing} results of the last build are no longer in the local cache"
+            if missing else "")
     err().print(f"pushed {recipe} to {remote.url}: {t.uploaded} results "
                 f"({t.objects_up} objects uploaded, {format_size(t.bytes_up)}; the others "
-                f"were there already), {t.memo_up} memo entries" + (f"; {missing} results of the last build are no "
-                                         "longer in the local cache" if missing else ""),
+                f"were there already), {t.memo_up} memo entries{gone}",
                 markup=False, highlight=False)
     if remote.down or t.warnings:
         sys.exit(1)
