@@ -156,9 +156,8 @@ class SelectPerplexity(KeepBest, MinMaxBounds, ModelOp, RowPython):
     (see `dcc.ops.base.KeepBest`: ties go to the earlier row, rows keep their order, null
     scores are never kept). `min`/`max` are the same range as keep={"min":..,"max":..}.
     Without `keep`, `min` or `max`, or with keep="none", every row is kept with its score
-    (annotate only). Row-memoized, and
-    every text's score is memoized by request: a rebuild, or a new `keep`, costs no model
-    calls.
+    (annotate only). Row-memoized, and every text's score is memoized by request: a rebuild,
+    or a new `keep`, costs no model calls.
 
     Example:  select.perplexity(field="text", model="./tiny", keep=0.3)
     """
@@ -234,8 +233,8 @@ class SelectIFD(KeepBest, MinMaxBounds, ModelOp, RowPython):
     (see `dcc.ops.base.KeepBest`; one difference from the paper's code: ties go to the
     earlier row, where its sort keeps the later one). `min`/`max` are the same range as
     keep={"min":..,"max":..}. Without `keep`, `min` or `max`, or with keep="none", every
-    row is kept with its score. Both losses are memoized by request: a rebuild or a new `keep` costs no model
-    calls, and each row costs two requests the first time.
+    row is kept with its score. Both losses are memoized by request: a rebuild or a new
+    `keep` costs no model calls, and each row costs two requests the first time.
 
     Example:  select.ifd(instruction="question", output="answer", model="./tiny", keep=0.3)
     """
