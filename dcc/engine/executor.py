@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 class LocalExecutor:
     """Runs everything in this process."""
 
-    name = "local"
-
     def __init__(self, store: DiskStore, emit: Callable[[ev.Event], None],
                  options: dict[str, Any]) -> None:
         self.store = store
@@ -88,9 +86,6 @@ class LocalExecutor:
     def select_rows(self, node: Node, df: pl.DataFrame, ctx: RunContext) -> np.ndarray | None:
         """The kept row positions of a row-selecting dataset operator (or None: run it)."""
         return node.op.select_rows(df, ctx)  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        """Release what the executor holds (nothing here)."""
 
     def count_new_rows(self, node: Node, parts: KeyParts,
                        inputs: list[pl.DataFrame]) -> int:

@@ -34,15 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dcc.engine.ray_executor import RaySession, split_blocks
+from dcc.engine.ray_executor import _AT, RaySession, split_blocks
 from dcc.ops.base import Op, RunContext
+from dcc.ops.neardup import U64
 
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
-
-_AT = "__dcc_at"
-U64 = np.uint64
 
 
 def distributes(op: Op) -> bool:

@@ -174,10 +174,21 @@ def code_digest() -> str:
 
 
 def _check_code(ray: Any) -> None:
-    theirs = ray.get(ray.remote(num_cpus=0)(code_digest).remote())
-    if theirs != code_digest():
-        raise UsageError("--executor ray: the Ray workers import another version of dcc than "
-                         "this command; install the same dcc on every node of the cluster")
+    """Refuse a cluster any of whose nodes imports another dcc: the digest is computed on
+    every alive node (pinned there), not on whichever node Ray picks for one task."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(num_cpus=0)(code_digest)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    theirs = ray.get([task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        n["NodeID"], soft=False)).remote() for n in nodes])
+    ours = code_digest()
+    other = [n.get("NodeManagerAddress", n["NodeID"]) for n, d in zip(nodes, theirs)
+             if d != ours]
+    if other:
+        raise UsageError("--executor ray: the Ray workers on " + ", ".join(other) + " import "
+                         "another version of dcc than this command; install the same dcc on "
+                         "every node of the cluster")
 
 
 def unwrap(e: BaseException) -> BaseException:
@@ -449,8 +460,6 @@ def merge_stats(into: dict[str, Any], new: dict[str, Any]) -> None:
 class RayExecutor(LocalExecutor):
     """Runs stages, model batches and dedup on Ray; the rest as the local executor does."""
 
-    name = "ray"
-
     def __init__(self, session: RaySession, store: DiskStore,
                  emit: Callable[[ev.Event], None], options: dict[str, Any]) -> None:
         super().__init__(store, emit, options)
@@ -501,8 +510,9 @@ class RayExecutor(LocalExecutor):
         (not one behind an HTTP endpoint)."""
         if not self.session.gpus or not op.expensive:
             return False
-        refs = [str(v) for v in op.p.values() if isinstance(v, str)]
-        return not any(r.startswith(("openai:", "http://", "https://")) for r in refs)
+        from dcc.ops.prompted import openai_ref  # a path parameter: joined to the recipe folder
+
+        return not any(openai_ref(v) is not None for v in op.p.values() if isinstance(v, str))
 
     def process_batches(self, op: RowPython, todo: pl.DataFrame,
                         ctx: RunContext) -> Iterator[list[Any]]:
