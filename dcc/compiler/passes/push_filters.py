@@ -38,11 +38,14 @@ The pass refuses, and leaves the plan as it is, when:
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 from dcc.compiler.ir import Node, Program
 from dcc.compiler.passes.reorder_filters import pinned_nodes
 
 
-def push_filters(program: Program, *, target: str | None = None) -> list[str]:
+def push_filters(program: Program, *, target: str | None = None,
+                 memo: MutableMapping[str, tuple] | None = None) -> list[str]:
     journal: list[str] = []
     pinned = pinned_nodes(program, target)
     g = program.graph
@@ -51,7 +54,7 @@ def push_filters(program: Program, *, target: str | None = None) -> list[str]:
             continue
         above = program.node(node.inputs[0])
         if (above.id in pinned or g.out_degree(above.id) != 1 or not _pure(above, "map")
-                or not _commute(above, node)):
+                or not _commutes(above, node, memo)):
             continue
         map_op = above.op
         # The two nodes trade operators: ids, names and keys stay where they were, the upper
@@ -66,6 +69,29 @@ def push_filters(program: Program, *, target: str | None = None) -> list[str]:
 
 def _pure(node: Node, kind: str) -> bool:
     return node.op.kind == kind and not node.op.stochastic
+
+
+def _commutes(map_node: Node, filter_node: Node,
+              memo: MutableMapping[str, tuple] | None) -> bool:
+    """`_commute`, memoized in the store's plan memo like reorder_filters' selectivities:
+    deciding it builds polars expressions, and a no-op rebuild must not import polars to
+    re-plan. The answer depends only on the two operators (name, version, code fingerprint,
+    parameters), so those are the key: an edit of either operator's code decides anew."""
+    from dcc.cache.hashing import canonical_bytes, digest
+    from dcc.engine.keys import op_code
+
+    try:
+        key = "commute:" + digest(canonical_bytes(
+            [[n.op.name, n.op.version, op_code(type(n.op), memo), n.op.p]
+             for n in (map_node, filter_node)]))
+    except TypeError:  # a parameter value without canonical bytes: decide without the memo
+        return _commute(map_node, filter_node)
+    if memo is not None and key in memo:
+        return bool(memo[key][0])
+    ok = _commute(map_node, filter_node)
+    if memo is not None:
+        memo[key] = (ok,)
+    return ok
 
 
 def _commute(map_node: Node, filter_node: Node) -> bool:
