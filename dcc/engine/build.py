@@ -181,6 +181,8 @@ class Builder:
                 assert self.remote is not None
                 if self.remote.memo_pending():
                     self.remote.flush_memo(self.store.rowmemo_db())
+            if self.remote is not None and self.fetch:  # the store outlives this build
+                self.store.share_memo(None)
         if not self.dry_run:
             self._record_build()
         return BuildResult(self.program.name, [self.results[n.id] for n in order], exports,
