@@ -54,8 +54,9 @@ def group_model_calls(program: Program, *, target: str | None = None) -> list[st
         if model is None or node.id not in needed:
             continue
         groups = by_model.setdefault(model, [])
+        upstream = nx.ancestors(program.graph, node.id)  # one search, not one per member
         for group in groups:
-            if all(not nx.has_path(program.graph, m.id, node.id) for m in group):
+            if all(m.id not in upstream for m in group):
                 group.append(node)  # plan order: nothing later reaches an earlier node
                 break
         else:
