@@ -484,8 +484,6 @@ class SelectSample(CountOrFraction, DatasetOp):
 
     def select_rows(self, df: pl.DataFrame, ctx: RunContext) -> np.ndarray:
         """The kept rows' positions, sorted (the engine stores them, not a copy)."""
-        import numpy as np
-
         return self._positions(df.height)
 
     def select_rows_streamed(self, batches: Callable[[], Iterator[pl.DataFrame]], rows: int,
